@@ -7,7 +7,7 @@ the SQLite database and an ``artifacts/`` tree of files named by engine-generate
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -25,7 +25,6 @@ class Settings:
     token: str | None = None
     model_cache_size: int = 2
     fast_blas: bool = True
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def db_path(self) -> Path:
