@@ -1,0 +1,94 @@
+"""The SQLite connection: WAL, foreign keys, migrations at open, one writer at a time.
+
+Every process (the MCP server, each job process) opens its own `Store`. Writes go through
+`Store.write()`, an explicit `BEGIN IMMEDIATE` transaction held under a lock, so a failed
+call leaves the database exactly as it was.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import anyio
+
+from nanodistill.store.migrations import MIGRATIONS
+
+
+def new_id(prefix: str) -> str:
+    """Engine-generated ids name rows and artifact folders; user strings never do."""
+    return f"{prefix}_{secrets.token_hex(6)}"
+
+
+def now() -> float:
+    return time.time()
+
+
+class Store:
+    """One aiosqlite connection plus the lock that serialises this process's write transactions."""
+
+    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+        self.db = db
+        self.path = path
+        self._write_lock = anyio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> Store:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(path, isolation_level=None)
+        db.row_factory = aiosqlite.Row
+        await db.execute("PRAGMA busy_timeout = 30000")
+        await db.execute("PRAGMA journal_mode = WAL")
+        await db.execute("PRAGMA synchronous = NORMAL")
+        await db.execute("PRAGMA foreign_keys = ON")
+        store = cls(db, path)
+        await store._migrate()
+        return store
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def _migrate(self) -> None:
+        async with self.write() as db:
+            await db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+            )
+            rows = await (await db.execute("SELECT version FROM schema_migrations")).fetchall()
+            applied = {row[0] for row in rows}
+            for version, name, sql in MIGRATIONS:
+                if version in applied:
+                    continue
+                for statement in sql.split(";"):
+                    if statement.strip():
+                        await db.execute(statement)
+                await db.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (version, name, now()),
+                )
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[aiosqlite.Connection]:
+        """An all-or-nothing write transaction; an exception inside rolls everything back."""
+        async with self._write_lock:
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await self.db.execute("ROLLBACK")
+                raise
+            await self.db.execute("COMMIT")
+
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
+        async with self.db.execute(sql, tuple(params)) as cursor:
+            return await cursor.fetchone()
+
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+        async with self.db.execute(sql, tuple(params)) as cursor:
+            return list(await cursor.fetchall())
