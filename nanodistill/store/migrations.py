@@ -49,6 +49,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             progress_done REAL NOT NULL DEFAULT 0,
             progress_total REAL,
             metrics TEXT NOT NULL DEFAULT '{}',
+            state TEXT NOT NULL DEFAULT '{}',
             result TEXT,
             cost_usd REAL NOT NULL DEFAULT 0,
             error TEXT,

@@ -1,0 +1,138 @@
+"""The job process: `python -m nanodistill.jobs.run JOB_ID`.
+
+It marks the job running, heartbeats, watches for a cancel (flag in SQLite or SIGTERM), takes
+the compute slot for compute-heavy kinds, runs the kind's handler, and records how it ended.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+
+from nanodistill.errors import NanodistillError
+from nanodistill.jobs.context import JobCancelled, JobContext
+from nanodistill.jobs.process import HEARTBEAT_S
+from nanodistill.jobs.slot import compute_slot
+from nanodistill.settings import load_settings
+from nanodistill.store import jobs as jobs_db
+from nanodistill.store.db import Store, now
+
+Handler = Callable[[JobContext], Awaitable[dict[str, Any]]]
+
+HANDLERS: dict[str, str] = {
+    "amplify": "nanodistill.amplify.job:run_amplify_job",
+    "train": "nanodistill.train.job:run_train_job",
+    "evaluate": "nanodistill.evaluate.job:run_evaluate_job",
+    "export": "nanodistill.train.export_job:run_export_job",
+    "distill": "nanodistill.jobs.distill:run_distill_job",
+}
+COMPUTE_KINDS = ("train", "evaluate", "export")
+
+
+def load_handler(kind: str) -> Handler:
+    module_name, _, attr = HANDLERS[kind].partition(":")
+    handler: Handler = getattr(importlib.import_module(module_name), attr)
+    return handler
+
+
+async def _heartbeat(ctx: JobContext) -> None:
+    while True:
+        async with ctx.store.write() as db:
+            await jobs_db.update_job(db, ctx.id, heartbeat_at=now())
+        row = await ctx.store.fetchone("SELECT cancel_requested FROM jobs WHERE id = ?", (ctx.id,))
+        if row and row[0]:
+            ctx.cancel.set()
+        await anyio.sleep(HEARTBEAT_S)
+
+
+async def _signals(ctx: JobContext) -> None:
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for _ in signals:
+            ctx.cancel.set()
+
+
+async def _finish(ctx: JobContext, status: str, **fields: Any) -> None:
+    with anyio.CancelScope(shield=True):
+        async with ctx.store.write() as db:
+            await jobs_db.update_job(db, ctx.id, status=status, finished_at=now(), pid=None, **fields)
+            message = f"job {status}" + (f": {fields['error']}" if fields.get("error") else "")
+            await jobs_db.add_event(db, ctx.id, "error" if status == "failed" else "info", message)
+
+
+async def run_job(job_id: str) -> int:
+    settings = load_settings()
+    store = await Store.open(settings.db_path)
+    try:
+        job = await jobs_db.get_job(store, job_id)
+        if job.status != "queued":
+            logging.error("job %s is %s, not queued; nothing to do", job_id, job.status)
+            return 1
+        async with store.write() as db:
+            await jobs_db.update_job(
+                db, job_id, pid=os.getpid(), heartbeat_at=now(), attempts=job.attempts + 1, error=None
+            )
+        ctx = JobContext(store=store, settings=settings, job=await jobs_db.get_job(store, job_id))
+        handler = load_handler(job.kind)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_heartbeat, ctx)
+            tg.start_soon(_signals, ctx)
+            await _run(ctx, handler)
+            tg.cancel_scope.cancel()
+        return 0
+    finally:
+        await store.close()
+
+
+async def _run(ctx: JobContext, handler: Handler) -> None:
+    try:
+        if ctx.job.kind in COMPUTE_KINDS:
+            async with compute_slot(ctx):
+                await _mark_running(ctx)
+                result = await handler(ctx)
+        else:
+            await _mark_running(ctx)
+            result = await handler(ctx)
+    except JobCancelled:
+        await _finish(ctx, "cancelled", note="cancelled on request; what was produced so far is kept")
+        return
+    except NanodistillError as exc:
+        await _finish(ctx, "failed", error=str(exc))
+        return
+    except Exception as exc:
+        logging.error("job %s crashed:\n%s", ctx.id, traceback.format_exc())
+        await _finish(ctx, "failed", error=f"internal error ({type(exc).__name__}: {exc}); see the job log")
+        return
+    if ctx.should_stop() and result.get("stopped") == "cancelled":
+        await _finish(ctx, "cancelled", result=result, note="cancelled on request; what was produced is kept")
+        return
+    await _finish(ctx, "succeeded", result=result, note=result.get("note"))
+
+
+async def _mark_running(ctx: JobContext) -> None:
+    async with ctx.store.write() as db:
+        await jobs_db.update_job(db, ctx.id, status="running", started_at=now(), stage="starting")
+        await jobs_db.add_event(db, ctx.id, "info", f"{ctx.job.kind} job started (attempt {ctx.job.attempts})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m nanodistill.jobs.run JOB_ID", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from nanodistill.student.blas import reexec_with_fast_blas
+
+    reexec_with_fast_blas(load_settings())
+    return anyio.run(run_job, args[0])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""`nanodistill-mcp`: run the server over stdio (default) or streamable HTTP."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+
+from nanodistill.settings import load_settings
+
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="nanodistill-mcp", description="nanodistill MCP server")
+    parser.add_argument("--transport", choices=("stdio", "http"), default="stdio")
+    parser.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings = load_settings()
+    if args.transport == "http" and not is_loopback(args.host) and not settings.token:
+        print(
+            f"nanodistill-mcp: refusing to listen on {args.host} without a token. Set NANODISTILL_TOKEN "
+            "to a long random secret (clients send it as 'Authorization: Bearer <token>'), or bind to "
+            "127.0.0.1.",
+            file=sys.stderr,
+        )
+        return 2
+    from server.app import build_server
+
+    app = build_server(settings)
+    if args.transport == "stdio":
+        app.run("stdio")
+        return 0
+    from server.http import serve_http
+
+    serve_http(app, settings, args.host, args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

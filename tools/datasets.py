@@ -1,0 +1,273 @@
+"""Dataset tools: create from seeds or files, add, list, inspect, delete, export."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from mcp.server.mcpserver import Context, MCPServer
+from pydantic import BaseModel, Field
+
+from nanodistill.data.export import EXPORT_FORMATS, export_line
+from nanodistill.data.loaders import file_rows, inline_rows, resolve_import_path
+from nanodistill.data.rows import Row
+from nanodistill.errors import NanodistillError
+from nanodistill.store import datasets as ds
+from nanodistill.store.db import new_id
+from tools._common import ADDITIVE, DESTRUCTIVE, READ_ONLY, register_tools, runtime
+
+
+class ExampleRow(BaseModel):
+    position: int
+    input: str
+    output: str
+    reasoning: str | None = None
+    source: str
+    split: str
+
+
+class DatasetSummary(BaseModel):
+    name: str
+    instruction: str
+    description: str
+    examples: int
+    version: int
+    parent: str | None = None
+    created_at: float
+    updated_at: float
+
+
+class DatasetWriteResult(BaseModel):
+    dataset: str
+    added: int = Field(description="Rows stored by this call.")
+    duplicates_removed: int = Field(description="Exact duplicates (same input and output) dropped.")
+    held_out: int = Field(default=0, description="Seeds set aside for evaluation; never used for training.")
+    total_examples: int
+
+
+class DatasetList(BaseModel):
+    datasets: list[DatasetSummary]
+    next_cursor: str | None = Field(None, description="Pass as cursor to get the next page; null at the end.")
+
+
+class DatasetDetail(BaseModel):
+    dataset: DatasetSummary
+    counts_by_source: dict[str, int]
+    counts_by_split: dict[str, int]
+    stats: dict[str, float]
+    duplicates_removed: int
+    sample: list[ExampleRow]
+
+
+class DeleteResult(BaseModel):
+    deleted: str
+    examples_removed: int
+
+
+class ExportResult(BaseModel):
+    dataset: str
+    format: str
+    path: str
+    rows: int
+
+
+def _rows_from(examples: list[dict[str, Any]] | None, path: str | None, roots: tuple[Path, ...]) -> Iterator[Row]:
+    if (examples is None) == (path is None):
+        raise NanodistillError(
+            "Give exactly one of 'examples' (a list of {input, output} objects) or 'path' (a JSON, JSONL or "
+            "CSV file)."
+        )
+    if examples is not None:
+        if not isinstance(examples, list):
+            raise NanodistillError("'examples' must be a list of {input, output} objects.")
+        if not examples:
+            raise NanodistillError("'examples' is empty. Give at least one {input, output} object.")
+        return inline_rows(examples)
+    assert path is not None
+    return file_rows(resolve_import_path(path, roots))
+
+
+def _summary(dataset: ds.Dataset, examples: int, parent: str | None = None) -> DatasetSummary:
+    return DatasetSummary(
+        name=dataset.name,
+        instruction=dataset.instruction,
+        description=dataset.description,
+        examples=examples,
+        version=dataset.version,
+        parent=parent,
+        created_at=dataset.created_at,
+        updated_at=dataset.updated_at,
+    )
+
+
+async def _total(ctx: Context, dataset_id: str) -> int:
+    row = await runtime(ctx).store.fetchone("SELECT COUNT(*) FROM examples WHERE dataset_id = ?", (dataset_id,))
+    return int(row[0]) if row else 0
+
+
+async def create_dataset(
+    name: str,
+    ctx: Context,
+    examples: list[dict[str, Any]] | None = None,
+    path: str | None = None,
+    instruction: str = "",
+    description: str = "",
+    holdout_fraction: float | None = None,
+) -> DatasetWriteResult:
+    """Create a dataset from seed examples, inline or from a file.
+
+    Give `examples` as [{"input": "...", "output": "..."}] (optional "reasoning" per row), or `path` to a
+    .json (array), .jsonl or .csv (columns input, output[, reasoning]) file. `instruction` is the task
+    description the student will be trained with (it becomes the system prompt). Exact duplicates are
+    dropped and counted. `holdout_fraction` sets seeds aside for evaluation (default: 20% when there are
+    10 or more seeds, else none). Next step: amplify_dataset, or distill to do everything at once.
+    """
+    rt = runtime(ctx)
+    ds.check_name(name)
+    if holdout_fraction is not None and not 0 <= holdout_fraction <= 0.5:
+        raise NanodistillError(f"'holdout_fraction' must be between 0 and 0.5, got {holdout_fraction}.")
+    source = "seed" if examples is not None else "imported"
+    rows = _rows_from(examples, path, rt.settings.import_roots)
+    async with rt.store.write() as db:
+        dataset_id = await ds.insert_dataset(db, name, instruction=instruction, description=description)
+        added = await ds.insert_examples(db, dataset_id, rows, source=source)
+        held_out = ds.holdout_count(added.added, holdout_fraction)
+        await ds.mark_holdout(db, dataset_id, held_out)
+    return DatasetWriteResult(
+        dataset=name,
+        added=added.added,
+        duplicates_removed=added.duplicates,
+        held_out=held_out,
+        total_examples=added.added,
+    )
+
+
+async def add_examples(
+    dataset: str, ctx: Context, examples: list[dict[str, Any]] | None = None, path: str | None = None
+) -> DatasetWriteResult:
+    """Append examples to an existing dataset (inline `examples` or a file `path`, as in create_dataset).
+
+    Rows identical to ones already stored are dropped and counted. Bumps the dataset's version.
+    """
+    rt = runtime(ctx)
+    found = await ds.get_dataset(rt.store, dataset)
+    source = "seed" if examples is not None else "imported"
+    rows = _rows_from(examples, path, rt.settings.import_roots)
+    async with rt.store.write() as db:
+        added = await ds.insert_examples(db, found.id, rows, source=source)
+        await ds.bump_version(db, found.id)
+    return DatasetWriteResult(
+        dataset=dataset,
+        added=added.added,
+        duplicates_removed=added.duplicates,
+        total_examples=await _total(ctx, found.id),
+    )
+
+
+async def list_datasets(ctx: Context, limit: int = 50, cursor: str | None = None) -> DatasetList:
+    """List datasets by name, a page at a time (pass next_cursor back as cursor)."""
+    if not 1 <= limit <= 500:
+        raise NanodistillError(f"'limit' must be between 1 and 500, got {limit}.")
+    page, next_cursor = await ds.list_datasets(runtime(ctx).store, limit, cursor)
+    return DatasetList(
+        datasets=[_summary(dataset, count, parent) for dataset, count, parent in page], next_cursor=next_cursor
+    )
+
+
+async def dataset_detail(ctx: Context, name: str, sample: int) -> DatasetDetail:
+    rt = runtime(ctx)
+    found = await ds.get_dataset(rt.store, name)
+    counts = await ds.dataset_counts(rt.store, found.id)
+    stats = await ds.dataset_lengths(rt.store, found.id)
+    parent = (await ds.get_dataset_by_id(rt.store, found.parent_id)).name if found.parent_id else None
+    rows = await ds.page_examples(rt.store, found.id, 0, sample)
+    return DatasetDetail(
+        dataset=_summary(found, int(stats["examples"]), parent),
+        counts_by_source=counts["by_source"],
+        counts_by_split=counts["by_split"],
+        stats=stats,
+        duplicates_removed=found.duplicates_removed,
+        sample=[ExampleRow(**example_fields(e)) for e in rows],
+    )
+
+
+def example_fields(example: ds.Example) -> dict[str, Any]:
+    return {
+        "position": example.position,
+        "input": example.input,
+        "output": example.output,
+        "reasoning": example.reasoning,
+        "source": example.source,
+        "split": example.split,
+    }
+
+
+async def get_dataset(dataset: str, ctx: Context, sample: int = 5) -> DatasetDetail:
+    """Show one dataset: counts by source (seed / synthetic / imported) and split, lengths, sample rows."""
+    if not 0 <= sample <= 100:
+        raise NanodistillError(f"'sample' must be between 0 and 100, got {sample}.")
+    return await dataset_detail(ctx, dataset, sample)
+
+
+async def delete_dataset(dataset: str, ctx: Context) -> DeleteResult:
+    """Delete a dataset and all its examples. Models trained on it keep their files."""
+    removed = await ds.delete_dataset(runtime(ctx).store, dataset)
+    return DeleteResult(deleted=dataset, examples_removed=removed)
+
+
+async def export_dataset(
+    dataset: str,
+    ctx: Context,
+    format: Literal["jsonl", "chat", "completions"] = "jsonl",
+    path: str | None = None,
+) -> ExportResult:
+    """Write a dataset to a JSONL file.
+
+    Formats: `jsonl` (input/output/reasoning), `chat` (mlx-lm / OpenAI `messages`, instruction as system
+    message, reasoning as <think>...</think>), `completions` (`prompt`/`completion`). Written under the
+    artifacts folder unless `path` (a new .jsonl file under an allowed folder) is given.
+    """
+    rt = runtime(ctx)
+    if format not in EXPORT_FORMATS:
+        raise NanodistillError(f"'format' must be one of {', '.join(EXPORT_FORMATS)}, got {format!r}.")
+    found = await ds.get_dataset(rt.store, dataset)
+    target = _export_target(rt.settings.import_roots, path) if path else (
+        rt.settings.artifact_dir("exports") / f"{new_id('export')}.{format}.jsonl"
+    )
+    partial = target.with_name(target.name + ".partial")
+    count = 0
+    with partial.open("w", encoding="utf-8") as handle:
+        async for example in ds.iter_examples(rt.store, found.id):
+            handle.write(export_line(format, found.instruction, example.input, example.output, example.reasoning))
+            handle.write("\n")
+            count += 1
+    partial.replace(target)
+    return ExportResult(dataset=dataset, format=format, path=str(target), rows=count)
+
+
+def _export_target(roots: tuple[Path, ...], path: str) -> Path:
+    raw = Path(path).expanduser()
+    if ".." in raw.parts:
+        raise NanodistillError(f"'path' must not contain '..' ({path!r}). Give a direct path.")
+    target = raw.resolve() if raw.is_absolute() else (Path.cwd() / raw).resolve()
+    if not any(target.is_relative_to(root) for root in roots):
+        shown = ", ".join(str(r) for r in roots)
+        raise NanodistillError(f"'path' {str(target)!r} is outside the allowed folders ({shown}).")
+    if not target.parent.is_dir():
+        raise NanodistillError(f"'path': the folder {str(target.parent)!r} does not exist. Create it first.")
+    return target
+
+
+def register(app: MCPServer) -> None:
+    register_tools(
+        app,
+        [
+            (create_dataset, "Create a dataset from seed examples", ADDITIVE),
+            (add_examples, "Add examples to a dataset", ADDITIVE),
+            (list_datasets, "List datasets", READ_ONLY),
+            (get_dataset, "Inspect a dataset", READ_ONLY),
+            (delete_dataset, "Delete a dataset", DESTRUCTIVE),
+            (export_dataset, "Export a dataset to JSONL", ADDITIVE),
+        ],
+    )
