@@ -29,6 +29,9 @@ CHATML_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
 
+EMBEDDING_STD = 0.25
+LINEAR_STD = 0.1
+
 BUILTIN_CORPUS = (
     "You are a helpful assistant. Answer the question briefly and correctly.",
     "Classify the sentiment of the review as positive or negative.",
@@ -122,7 +125,12 @@ def _write_tokenizer(path: Path, vocab_size: int, corpus: list[str]) -> dict[str
 
 
 def _write_weights(path: Path, config: dict[str, object], seed: int) -> None:
-    """Small normal weights from a seeded numpy generator, so the files depend on the seed only."""
+    """Normal weights from a seeded numpy generator, so the files depend on the seed only.
+
+    The (tied) embeddings are large enough that the output layer can express confident
+    predictions, which lets LoRA, which leaves them frozen, make the loss fall within a few
+    dozen steps.
+    """
     import mlx.core as mx
     from mlx.utils import tree_flatten
     from mlx_lm.models.llama import Model, ModelArgs
@@ -135,6 +143,7 @@ def _write_weights(path: Path, config: dict[str, object], seed: int) -> None:
         if name.endswith("norm.weight"):
             array = np.ones(value.shape, dtype=np.float32)
         else:
-            array = rng.normal(0.0, 0.02, size=value.shape).astype(np.float32)
+            std = EMBEDDING_STD if "embed_tokens" in name else LINEAR_STD
+            array = rng.normal(0.0, std, size=value.shape).astype(np.float32)
         weights[name] = mx.array(array)
     mx.save_safetensors(str(path / "model.safetensors"), weights, metadata={"format": "mlx"})
