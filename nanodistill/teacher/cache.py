@@ -1,0 +1,100 @@
+"""The content-addressed cache of teacher calls, stored in the `teacher_calls` table.
+
+A resumed or repeated job asks the same prompts again; the cache answers them for free. Rows
+also serve as the per-job ledger of tokens and cost. Requests are stored without keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from nanodistill.store.db import Store, now
+
+
+@dataclass(frozen=True)
+class CachedReply:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float | None
+    latency_s: float
+
+
+class TeacherCache(Protocol):
+    async def get(self, key: str) -> CachedReply | None: ...
+
+    async def put(
+        self, key: str, *, model: str, request: dict[str, Any], reply: CachedReply, job_id: str | None
+    ) -> None: ...
+
+
+def cache_key(model: str, messages: list[dict[str, str]], params: dict[str, Any], seed_tag: str) -> str:
+    """sha256 of everything that shapes a reply; `seed_tag` lets callers ask twice on purpose."""
+    payload = {"model": model, "messages": messages, "params": params, "seed_tag": seed_tag}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+class SqliteTeacherCache:
+    """The cache over one `Store`; each write is its own short transaction."""
+
+    def __init__(self, store: Store, job_id: str | None = None) -> None:
+        self.store = store
+        self.job_id = job_id
+
+    async def get(self, key: str) -> CachedReply | None:
+        row = await self.store.fetchone(
+            "SELECT reply, prompt_tokens, completion_tokens, cost_usd, latency_s FROM teacher_calls WHERE key = ?",
+            (key,),
+        )
+        if row is None:
+            return None
+        return CachedReply(
+            text=json.loads(row["reply"])["text"],
+            prompt_tokens=row["prompt_tokens"],
+            completion_tokens=row["completion_tokens"],
+            cost_usd=row["cost_usd"],
+            latency_s=row["latency_s"],
+        )
+
+    async def put(
+        self, key: str, *, model: str, request: dict[str, Any], reply: CachedReply, job_id: str | None
+    ) -> None:
+        """Record a network reply, tagged with the calling job (else this cache's job)."""
+        async with self.store.write() as db:
+            await db.execute(
+                "INSERT OR IGNORE INTO teacher_calls (key, model, request, reply, prompt_tokens, "
+                "completion_tokens, cost_usd, latency_s, job_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    key,
+                    model,
+                    json.dumps(request, ensure_ascii=False),
+                    json.dumps({"text": reply.text}, ensure_ascii=False),
+                    reply.prompt_tokens,
+                    reply.completion_tokens,
+                    reply.cost_usd,
+                    reply.latency_s,
+                    job_id or self.job_id,
+                    now(),
+                ),
+            )
+
+
+async def cache_stats(store: Store, job_id: str) -> dict[str, Any]:
+    """What a job's network calls cost: calls, tokens, priced cost and how many were unpriced."""
+    row = await store.fetchone(
+        "SELECT COUNT(*) AS calls, COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens, "
+        "COALESCE(SUM(completion_tokens), 0) AS completion_tokens, COALESCE(SUM(cost_usd), 0) AS cost_usd, "
+        "SUM(cost_usd IS NULL) AS unpriced_calls FROM teacher_calls WHERE job_id = ?",
+        (job_id,),
+    )
+    assert row is not None
+    return {
+        "calls": row["calls"],
+        "prompt_tokens": row["prompt_tokens"],
+        "completion_tokens": row["completion_tokens"],
+        "cost_usd": row["cost_usd"],
+        "unpriced_calls": row["unpriced_calls"] or 0,
+    }

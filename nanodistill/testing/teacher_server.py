@@ -1,0 +1,279 @@
+"""A local stand-in teacher: a real OpenAI-compatible HTTP server on 127.0.0.1.
+
+Tests and the offline demo reach it through LiteLLM exactly like a hosted provider. It answers
+the amplifier's prompts deterministically for the toy sentiment task (`toy_sentiment`), and can
+be told to misbehave: latency, 429 with Retry-After, 500, hangs, malformed or empty replies,
+wrong answers. Switches are attributes of `server.faults` (set them while it runs) and are also
+settable from another process with `POST /admin/faults`; `GET /admin/stats` reports call counts.
+
+    python -m nanodistill.testing.teacher_server --port 8765 --latency 0.2
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import random
+import signal
+import socket
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field, fields
+from types import FrameType, TracebackType
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from nanodistill.teacher.prompts import prompt_count, prompt_gold, prompt_input, prompt_kind
+from nanodistill.testing import toy_sentiment
+
+MODEL = "stand-in-teacher"
+
+
+@dataclass
+class Faults:
+    """Misbehaviour switches; the counted ones apply to the next N chat calls and count down."""
+
+    latency_s: float = 0.0
+    rate_limit: int = 0
+    retry_after_s: float = 1.0
+    server_error: int = 0
+    hang: int = 0
+    hang_s: float = 120.0
+    malformed: int = 0
+    empty: int = 0
+    wrong_answers: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def take(self, name: str) -> bool:
+        """Consume one use of a counted fault; True when it applies to this call."""
+        with self._lock:
+            left = getattr(self, name)
+            if left <= 0:
+                return False
+            setattr(self, name, left - 1)
+            return True
+
+    def update(self, values: dict[str, Any]) -> None:
+        known = {f.name: f.type for f in fields(self) if not f.name.startswith("_")}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f"unknown fault switches {unknown}; known: {sorted(known)}")
+        with self._lock:
+            for name, value in values.items():
+                setattr(self, name, float(value) if name.endswith("_s") else int(value))
+
+    def snapshot(self) -> dict[str, float]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+
+
+def _tokens(text: str) -> int:
+    return max(1, len(text) // 4)
+
+
+def _answer(user_input: str, *, wrong: bool) -> str:
+    gold = toy_sentiment.label(user_input)
+    if wrong:
+        gold = "negative" if gold == "positive" else "positive"
+    return json.dumps({"reasoning": toy_sentiment.explain(user_input, gold), "answer": gold})
+
+
+def _generate(messages: list[dict[str, str]], count: int) -> str:
+    digest = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).digest()
+    rng = random.Random(digest)
+    vary_length = "length" in messages[-1]["content"]
+    inputs = [toy_sentiment.review(rng, long=vary_length and rng.random() < 0.5) for _ in range(count)]
+    return json.dumps({"inputs": inputs})
+
+
+def _policy() -> str:
+    return (
+        "- Find the sentiment keywords in the review.\n"
+        f"- Positive keywords include: {', '.join(toy_sentiment.POSITIVE[:8])}.\n"
+        f"- Negative keywords include: {', '.join(toy_sentiment.NEGATIVE[:8])}.\n"
+        "- Answer 'positive' when positive keywords outnumber negative ones, else 'negative'.\n"
+        "- Output only the label, in lowercase."
+    )
+
+
+def _reply_text(messages: list[dict[str, str]], faults: Faults) -> str:
+    """The deterministic reply to one of the amplifier's prompts (or an echo for anything else)."""
+    kind = prompt_kind(messages)
+    user_input = prompt_input(messages)
+    if kind in ("trace", "answer") and user_input is not None:
+        return _answer(user_input, wrong=faults.take("wrong_answers"))
+    if kind == "explain" and user_input is not None:
+        gold = prompt_gold(messages) or toy_sentiment.label(user_input)
+        return json.dumps({"reasoning": toy_sentiment.explain(user_input, gold), "answer": gold})
+    if kind == "policy":
+        return _policy()
+    if kind == "generate":
+        return _generate(messages, prompt_count(messages) or 8)
+    return "echo: " + ((messages[-1].get("content") or "") if messages else "")
+
+
+def _completion(text: str, messages: list[dict[str, str]]) -> dict[str, Any]:
+    prompt_tokens = sum(_tokens(m.get("content") or "") for m in messages)
+    completion_tokens = _tokens(text) if text else 0
+    return {
+        "id": "chatcmpl-" + hashlib.sha256(text.encode()).hexdigest()[:12],
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": MODEL,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": "server_error"}}, status, headers=headers)
+
+
+class TeacherServer:
+    """The running server: `.url` (an OpenAI `api_base`), `.model`, `.faults`, `.calls`, `.stop()`."""
+
+    model = f"openai/{MODEL}"
+
+    def __init__(self, sock: socket.socket, faults: Faults) -> None:
+        self.faults = faults
+        self.calls = 0
+        self.calls_by_kind: Counter[str] = Counter()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.port: int = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self._sock = sock
+        self._stopping = threading.Event()
+        app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/v1/models", self._models, methods=["GET"]),
+                Route("/admin/faults", self._set_faults, methods=["POST"]),
+                Route("/admin/stats", self._stats, methods=["GET"]),
+            ]
+        )
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1)
+        self._uvicorn = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._uvicorn.run, kwargs={"sockets": [sock]}, name="teacher-server", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not self._uvicorn.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the stand-in teacher server did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._uvicorn.should_exit = True
+        self._thread.join(timeout=15)
+        self._sock.close()
+
+    def __enter__(self) -> TeacherServer:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    async def _hang(self) -> None:
+        deadline = time.monotonic() + self.faults.hang_s
+        while time.monotonic() < deadline and not self._stopping.is_set():
+            await asyncio.sleep(0.05)
+
+    async def _chat(self, request: Request) -> Response:
+        body = await request.json()
+        messages: list[dict[str, str]] = body.get("messages") or []
+        self.calls += 1
+        self.calls_by_kind[prompt_kind(messages) or "other"] += 1
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._respond(messages)
+        finally:
+            self.in_flight -= 1
+
+    async def _respond(self, messages: list[dict[str, str]]) -> Response:
+        faults = self.faults
+        if faults.latency_s > 0:
+            await asyncio.sleep(faults.latency_s)
+        if faults.take("rate_limit"):
+            return _error(429, "rate limited by the stand-in teacher", {"retry-after": f"{faults.retry_after_s:g}"})
+        if faults.take("server_error"):
+            return _error(500, "the stand-in teacher failed on purpose")
+        if faults.take("hang"):
+            await self._hang()
+            return _error(504, "the stand-in teacher hung on purpose")
+        if faults.take("empty"):
+            text = ""
+        elif faults.take("malformed"):
+            text = '{"reasoning": "The review uses the keyword'
+        else:
+            text = _reply_text(messages, faults)
+        return JSONResponse(_completion(text, messages))
+
+    async def _models(self, request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [{"id": MODEL, "object": "model"}]})
+
+    async def _set_faults(self, request: Request) -> Response:
+        try:
+            self.faults.update(await request.json())
+        except (ValueError, TypeError) as exc:
+            return _error(400, str(exc))
+        return JSONResponse(self.faults.snapshot())
+
+    async def _stats(self, request: Request) -> Response:
+        return JSONResponse(
+            {
+                "calls": self.calls,
+                "calls_by_kind": dict(self.calls_by_kind),
+                "max_in_flight": self.max_in_flight,
+                "faults": self.faults.snapshot(),
+            }
+        )
+
+
+def start_teacher_server(port: int = 0, *, latency_s: float = 0.0) -> TeacherServer:
+    """Start the stand-in teacher on 127.0.0.1 (`port=0` picks a free port) in a background thread."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    server = TeacherServer(sock, Faults(latency_s=latency_s))
+    server.start()
+    return server
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the local stand-in teacher (OpenAI-compatible).")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every chat call")
+    args = parser.parse_args()
+    done = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    with start_teacher_server(args.port, latency_s=args.latency) as server:
+        print(json.dumps({"url": server.url, "model": server.model, "port": server.port}), flush=True)
+        done.wait()
+
+
+if __name__ == "__main__":
+    main()
