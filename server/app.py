@@ -9,8 +9,11 @@ from mcp.server.mcpserver import MCPServer
 
 import resources.datasets
 import resources.jobs
+import resources.models
 import tools.datasets
 import tools.jobs
+import tools.models
+import tools.training
 from nanodistill.jobs.process import reconcile
 from nanodistill.runtime import Runtime
 from nanodistill.settings import Settings, load_settings
@@ -48,6 +51,9 @@ def build_server(settings: Settings | None = None) -> MCPServer:
         version="0.1.0",
         lifespan=lifespan,
     )
-    for module in (tools.datasets, tools.jobs, resources.datasets, resources.jobs):
+    for module in (
+        tools.datasets, tools.jobs, tools.training, tools.models,
+        resources.datasets, resources.jobs, resources.models,
+    ):
         module.register(app)
     return app

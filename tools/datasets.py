@@ -253,7 +253,16 @@ def _export_target(roots: tuple[Path, ...], path: str) -> Path:
     target = raw.resolve() if raw.is_absolute() else (Path.cwd() / raw).resolve()
     if not any(target.is_relative_to(root) for root in roots):
         shown = ", ".join(str(r) for r in roots)
-        raise NanodistillError(f"'path' {str(target)!r} is outside the allowed folders ({shown}).")
+        raise NanodistillError(
+            f"'path' {str(target)!r} is outside the allowed folders ({shown}). Write under one of them, "
+            "or add the folder to NANODISTILL_IMPORT_ROOTS."
+        )
+    if target.suffix.lower() != ".jsonl":
+        raise NanodistillError(f"'path' {target.name!r}: exports are JSONL; give a file name ending in .jsonl.")
+    if target.exists():
+        raise NanodistillError(
+            f"'path' {str(target)!r} already exists; export never overwrites a file. Give a new file name."
+        )
     if not target.parent.is_dir():
         raise NanodistillError(f"'path': the folder {str(target.parent)!r} does not exist. Create it first.")
     return target

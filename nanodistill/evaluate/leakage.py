@@ -1,7 +1,9 @@
 """The leakage check: a test input the student saw (nearly) verbatim in training proves nothing.
 
-The student is already trained, so it is the test side that gives way: test examples whose
-input nearly duplicates a training input are dropped from the evaluation and counted.
+Before training, it is the training side that gives way: rows whose input nearly duplicates a
+held-out or test input are left out of training (`split_leaked`, roles: candidates = training
+rows, reference = test inputs). After training, the test side gives way: test examples nearly
+duplicating a training input are dropped from the evaluation (`drop_leaked`). Both are counted.
 """
 
 from __future__ import annotations
@@ -11,16 +13,23 @@ from collections.abc import Sequence
 from nanodistill.data.similarity import NearDuplicateIndex
 
 
-def drop_leaked(
-    train_inputs: Sequence[str], test_inputs: Sequence[str], threshold: float = 0.9
+def split_leaked(
+    reference: Sequence[str], candidates: Sequence[str], threshold: float = 0.9
 ) -> tuple[list[int], list[int]]:
-    """(kept, dropped) indices into `test_inputs`; dropped ones are within `threshold` Jaccard of a
-    training input."""
+    """(kept, dropped) indices into `candidates`; dropped ones are within `threshold` Jaccard of a
+    reference text."""
     index = NearDuplicateIndex(threshold=threshold)
-    for text in train_inputs:
+    for text in reference:
         index.add(text)
     kept: list[int] = []
     dropped: list[int] = []
-    for i, text in enumerate(test_inputs):
+    for i, text in enumerate(candidates):
         (dropped if index.find(text) is not None else kept).append(i)
     return kept, dropped
+
+
+def drop_leaked(
+    train_inputs: Sequence[str], test_inputs: Sequence[str], threshold: float = 0.9
+) -> tuple[list[int], list[int]]:
+    """(kept, dropped) indices into `test_inputs`: test examples nearly duplicating a training input."""
+    return split_leaked(train_inputs, test_inputs, threshold)

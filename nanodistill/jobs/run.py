@@ -33,8 +33,9 @@ HANDLERS: dict[str, str] = {
     "evaluate": "nanodistill.evaluate.job:run_evaluate_job",
     "export": "nanodistill.train.export_job:run_export_job",
     "distill": "nanodistill.jobs.distill:run_distill_job",
+    "import": "nanodistill.student.import_job:run_import_job",
 }
-COMPUTE_KINDS = ("train", "evaluate", "export")
+COMPUTE_KINDS = ("train", "evaluate", "export", "import")
 
 
 def load_handler(kind: str) -> Handler:

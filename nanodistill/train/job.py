@@ -1,0 +1,168 @@
+"""The `train` job: dataset rows → chat data → mlx-lm training → a registered model.
+
+Runs inside the job process. Training itself runs in a worker thread; its reports come back to
+the event loop as job events, progress and metrics. A resumed job re-renders the same split
+(same seed) and continues from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import anyio.from_thread
+
+from nanodistill.evaluate.leakage import split_leaked
+from nanodistill.jobs.context import JobContext
+from nanodistill.store import datasets as ds
+from nanodistill.store import models as models_db
+from nanodistill.store.db import Store
+from nanodistill.train.data import TrainRow, prepare_training_data
+from nanodistill.train.trainer import TrainConfig, iters_for_epochs, run_training
+
+TRAIN_CONFIG_FIELDS = (
+    "method",
+    "batch_size",
+    "learning_rate",
+    "lora_rank",
+    "lora_scale",
+    "num_layers",
+    "max_seq_length",
+    "mask_prompt",
+    "seed",
+    "grad_checkpoint",
+    "steps_per_eval",
+    "save_every",
+    "early_stopping_patience",
+)
+
+
+async def training_rows(store: Store, dataset_id: str) -> tuple[list[TrainRow], list[str], int]:
+    """Train-split rows with near-duplicates of any held-out or test input removed (the leakage check)."""
+    rows: list[TrainRow] = []
+    test_inputs: list[str] = []
+    async for example in ds.iter_examples(store, dataset_id):
+        if example.split == "train":
+            rows.append(TrainRow(example.input, example.output, example.reasoning))
+        else:
+            test_inputs.append(example.input)
+    kept, dropped = split_leaked(test_inputs, [r.input for r in rows])
+    return [rows[i] for i in kept], test_inputs, len(dropped)
+
+
+async def run_train_job(ctx: JobContext) -> dict[str, Any]:
+    p = ctx.params
+    store = ctx.store
+    dataset = await ds.get_dataset_by_id(store, p["dataset_id"])
+
+    await ctx.stage("resolving base model", f"resolving base model {p['base_model']}")
+    from nanodistill.student.imports import resolve_base_model
+
+    base_path = await anyio.to_thread.run_sync(resolve_base_model, p["base_model"], ctx.settings)
+
+    await ctx.stage("preparing data")
+    rows, test_inputs, leaked = await training_rows(store, dataset.id)
+    if leaked:
+        await ctx.event(
+            "warning",
+            f"leakage check: dropped {leaked} training rows that nearly duplicate a test input",
+            {"leaked": leaked},
+        )
+    data_dir = ctx.artifacts / "data"
+    summary = await anyio.to_thread.run_sync(
+        lambda: prepare_training_data(
+            rows,
+            instruction=dataset.instruction,
+            reasoning=p["reasoning"],
+            tokenizer_path=base_path,
+            val_fraction=p["val_fraction"],
+            seed=p["seed"],
+            batch_size=p["batch_size"],
+            max_seq_length=p["max_seq_length"],
+            out_dir=data_dir,
+        )
+    )
+    data_info = {
+        "n_train": summary.n_train,
+        "n_valid": summary.n_valid,
+        "n_too_long": summary.n_too_long,
+        "total_tokens": summary.total_tokens,
+        "max_tokens": summary.max_tokens,
+        "leaked_dropped": leaked,
+        "held_out_inputs": len(test_inputs),
+    }
+    await ctx.metrics({"data": data_info})
+    if summary.n_too_long:
+        await ctx.event(
+            "warning",
+            f"{summary.n_too_long} examples are longer than max_seq_length={p['max_seq_length']} tokens and will "
+            "be truncated by mlx-lm; raise max_seq_length or shorten them",
+            {"examples": summary.too_long_examples},
+        )
+    iters = p.get("iters") or iters_for_epochs(summary.n_train, p["batch_size"], p["epochs"])
+    config = TrainConfig(base_model=base_path, iters=iters, **{key: p[key] for key in TRAIN_CONFIG_FIELDS if key in p})
+
+    await ctx.stage("training", f"training {config.method} for {iters} iterations on {summary.n_train} examples")
+    await ctx.progress(0, iters)
+
+    async def report(entry: dict[str, Any]) -> None:
+        level_loss = entry.get("val_loss", entry.get("train_loss"))
+        await ctx.event("metric", f"{entry['kind']} iteration {entry['iteration']}: loss {level_loss:.4f}", entry)
+        await ctx.progress(entry["iteration"], iters)
+        await ctx.metrics({f"last_{entry['kind']}": entry})
+
+    def on_report(entry: dict[str, Any]) -> None:
+        anyio.from_thread.run(report, entry)
+
+    out_dir = ctx.artifacts / "adapter"
+    result = await anyio.to_thread.run_sync(
+        lambda: run_training(config, data_dir, out_dir, on_report=on_report, should_stop=ctx.should_stop)
+    )
+    summary_metrics = {
+        "iterations_done": result.iterations_done,
+        "best_val_loss": result.best_val_loss,
+        "best_iteration": result.best_iteration,
+        "final_train_loss": result.final_train_loss,
+        "trained_tokens": result.trained_tokens,
+        "wall_s": round(result.wall_s, 2),
+        "early_stopped": result.early_stopped,
+    }
+    await ctx.metrics(summary_metrics)
+    if result.stopped:
+        return {"stopped": "cancelled", **summary_metrics}
+
+    await ctx.stage("registering model")
+    history = [{k: r[k] for k in ("kind", "iteration", "train_loss", "val_loss") if k in r} for r in result.reports]
+    params = {
+        "iters": iters,
+        "epochs": p["epochs"],
+        "val_fraction": p["val_fraction"],
+        "reasoning": p["reasoning"],
+        **{key: p[key] for key in TRAIN_CONFIG_FIELDS if key in p},
+    }
+    async with store.write() as db:
+        model_id = await models_db.insert_model(
+            db,
+            name=p["name"],
+            kind="trained",
+            base_model=base_path,
+            method=config.method,
+            dataset_id=dataset.id,
+            job_id=ctx.id,
+            instruction=dataset.instruction,
+            reasoning=p["reasoning"],
+            params=params,
+            metrics={
+                **summary_metrics,
+                "data": data_info,
+                "loss_history": history,
+                "tokens_per_second": _mean_tokens_per_s(result.reports),
+            },
+            adapter_path=str(result.adapter_path),
+        )
+    return {"model_id": model_id, "model_name": p["name"], **summary_metrics}
+
+
+def _mean_tokens_per_s(reports: list[dict[str, Any]]) -> float | None:
+    speeds = [r["tokens_per_second"] for r in reports if r.get("kind") == "train" and r.get("tokens_per_second")]
+    return round(sum(speeds) / len(speeds), 1) if speeds else None
