@@ -20,7 +20,7 @@ def model_source(value: str | Path, field: str) -> str:
                 f"{field}={text!r} is not a model folder (no config.json); point it at a folder with "
                 "config.json, *.safetensors and tokenizer files."
             )
-        return str(path)
+        return str(path.resolve())
     if isinstance(value, Path) or not HUB_ID.match(text):
         raise NanodistillError(
             f"{field}={text!r} does not exist; give an existing model folder or a Hugging Face id like 'org/name'."

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 Method = Literal["lora", "dora", "full"]
 METHODS: tuple[Method, ...] = ("lora", "dora", "full")
+# mlx-lm's `train` always saves its final weights to `adapter_file`; its periodic saves are turned
+# off (steps_per_save past the end) because checkpoints and best weights are written here.
 LATEST_ADAPTERS = "latest_adapters.safetensors"
 
 
@@ -140,15 +142,15 @@ def run_training(
     train_set, valid_set = _load_data(data_dir, tokenizer, config)
     mx.random.seed(config.seed)
     _make_trainable(model, config)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     _write_adapter_config(out_dir, config)
     optimizer = optim.Adam(learning_rate=config.learning_rate)
     optimizer.init(model.trainable_parameters())
 
     checkpoint = latest_checkpoint(out_dir / "checkpoints")
-    state = TrainState(base_model=config.base_model, method=config.method)
+    state = TrainState(base_model=source, method=config.method)
     if checkpoint is not None:
-        state = _restore(checkpoint, model, optimizer, config)
+        state = _restore(checkpoint, model, optimizer, state)
         mx.random.seed(config.seed + state.iteration)
     run = _Run(config, model, optimizer, valid_set, out_dir, state, on_report, should_stop)
 
@@ -157,9 +159,7 @@ def run_training(
         args = TrainingArgs(
             batch_size=config.batch_size,
             iters=remaining,
-            val_batches=config.val_batches,
             steps_per_report=config.steps_per_report,
-            steps_per_eval=remaining + 1,
             steps_per_save=remaining + 1,
             max_seq_length=config.max_seq_length,
             adapter_file=str(out_dir / "checkpoints" / LATEST_ADAPTERS),
@@ -243,13 +243,13 @@ def _trainable_weights(model: nn.Module) -> dict[str, mx.array]:
     return dict(cast(list[tuple[str, Any]], tree_flatten(model.trainable_parameters())))
 
 
-def _restore(checkpoint: Path, model: nn.Module, optimizer: optim.Optimizer, config: TrainConfig) -> TrainState:
+def _restore(checkpoint: Path, model: nn.Module, optimizer: optim.Optimizer, fresh: TrainState) -> TrainState:
     """Load a checkpoint's weights and optimizer moments; refuse one made with other settings."""
     import mlx.core as mx
     from mlx.utils import tree_flatten, tree_map_with_path
 
     state = read_state(checkpoint)
-    if (state.base_model, state.method) != (config.base_model, config.method):
+    if (state.base_model, state.method) != (fresh.base_model, fresh.method):
         raise NanodistillError(
             f"The checkpoint in {checkpoint.parent} was made with base_model={state.base_model!r}, "
             f"method={state.method!r}; resume with the same settings or train into a new out_dir."
