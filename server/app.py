@@ -11,8 +11,10 @@ import resources.datasets
 import resources.jobs
 import resources.models
 import tools.datasets
+import tools.evaluate
 import tools.jobs
 import tools.models
+import tools.student
 import tools.training
 from nanodistill.jobs.process import reconcile
 from nanodistill.runtime import Runtime
@@ -52,7 +54,7 @@ def build_server(settings: Settings | None = None) -> MCPServer:
         lifespan=lifespan,
     )
     for module in (
-        tools.datasets, tools.jobs, tools.training, tools.models,
+        tools.datasets, tools.jobs, tools.training, tools.models, tools.student, tools.evaluate,
         resources.datasets, resources.jobs, resources.models,
     ):
         module.register(app)

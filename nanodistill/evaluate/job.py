@@ -1,0 +1,103 @@
+"""The `evaluate` job: run student (and base) on every held-out source and store the report card.
+
+Sources, each kept out of training and out of the teacher's few-shot examples:
+a user test set (when given), the seeds set aside at dataset creation (gold answers), and the
+teacher-labelled test slice of the amplified data (scored as agreement with the teacher).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import anyio.from_thread
+
+from nanodistill.errors import NanodistillError
+from nanodistill.evaluate.run import TestExample, TestSource
+from nanodistill.jobs.context import JobContext
+from nanodistill.store import datasets as ds
+from nanodistill.store import models as models_db
+from nanodistill.store.db import Store
+
+SOURCE_SPLITS = (("holdout seeds", "holdout"), ("teacher-labelled slice", "test"))
+
+
+async def _examples(store: Store, dataset_id: str, splits: tuple[str, ...] | None) -> list[TestExample]:
+    found = []
+    async for example in ds.iter_examples(store, dataset_id, splits):
+        teacher = example.provenance.get("teacher_answer")
+        found.append(TestExample(example.input, example.output, teacher if isinstance(teacher, str) else None))
+    return found
+
+
+async def test_sources(store: Store, dataset_id: str | None, test_dataset_id: str | None) -> list[TestSource]:
+    sources = []
+    if test_dataset_id:
+        test_set = await ds.get_dataset_by_id(store, test_dataset_id)
+        sources.append(TestSource(f"test set {test_set.name}", await _examples(store, test_dataset_id, None)))
+    if dataset_id:
+        for name, split in SOURCE_SPLITS:
+            sources.append(TestSource(name, await _examples(store, dataset_id, (split,))))
+    return [s for s in sources if s.examples]
+
+
+async def train_inputs(store: Store, dataset_id: str | None) -> list[str]:
+    if not dataset_id:
+        return []
+    return [e.input async for e in ds.iter_examples(store, dataset_id, ("train",))]
+
+
+async def run_evaluate_job(ctx: JobContext) -> dict[str, Any]:
+    from nanodistill.evaluate.run import evaluate_student
+    from nanodistill.student.files import check_model_files
+    from nanodistill.student.load import load_student
+
+    p = ctx.params
+    model = await models_db.get_model(ctx.store, p["model_id"])
+    sources = await test_sources(ctx.store, model.dataset_id, p.get("test_dataset_id"))
+    if not sources:
+        raise NanodistillError(
+            f"model {model.name} has no held-out examples to evaluate on: pass test_dataset, or create the "
+            "dataset with holdout_fraction > 0."
+        )
+    await ctx.event("info", "test sources: " + ", ".join(f"{s.name} ({len(s.examples)})" for s in sources))
+    check_model_files(model.base_model, model.adapter_path)
+    await ctx.stage("loading models")
+    student = await anyio.to_thread.run_sync(load_student, model.base_model, model.adapter_path)
+    base = await anyio.to_thread.run_sync(load_student, model.base_model, None) if p["compare_base"] else None
+    reasoning = "full" if model.reasoning == "full" else "none"
+    max_tokens = p.get("max_tokens") or (384 if reasoning == "full" else 64)
+    seen = await train_inputs(ctx.store, model.dataset_id)
+
+    def on_progress(done: int, total: int) -> None:
+        anyio.from_thread.run(ctx.progress, done, total)
+
+    training = {k: model.metrics.get(k) for k in ("best_val_loss", "final_train_loss", "iterations_done",
+                                                  "trained_tokens", "wall_s", "tokens_per_second")}
+    training.update({"base_model": model.base_model, "method": model.method})
+    await ctx.stage("evaluating")
+    card = await anyio.to_thread.run_sync(
+        lambda: evaluate_student(
+            student, base, sources, instruction=model.instruction, reasoning=reasoning, metric=p["metric"],
+            max_tokens=max_tokens, on_progress=on_progress, should_stop=ctx.should_stop, train_inputs=seen,
+            training=training, loss_plot_uri=f"nanodistill://models/{model.id}/loss.png",
+        )
+    )
+    if not card.complete:
+        return {"stopped": "cancelled", "model_id": model.id}
+    report = card.model_dump()
+    async with ctx.store.write() as db:
+        await models_db.set_report(db, model.id, report)
+    main = card.sources[0]
+    summary = {
+        "model_id": model.id,
+        "ready": card.ready,
+        "verdict": card.verdict,
+        "main_source": main.name,
+        "student_score": main.student.mean if main.student else None,
+        "base_score": main.base.mean if main.base else None,
+        "n_test": main.size,
+        "card": f"nanodistill://models/{model.id}/card",
+    }
+    await ctx.metrics(summary)
+    return summary
