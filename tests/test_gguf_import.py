@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any, cast
 
 import mlx.core as mx
 import numpy as np
@@ -33,6 +34,14 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return folder, export_gguf(folder, root / "tiny.gguf", name="tiny")
 
 
+def _weights(path: Path) -> dict[str, mx.array]:
+    return cast(dict[str, mx.array], mx.load(str(path)))
+
+
+def _metadata(gguf: Path) -> dict[str, Any]:
+    return cast(tuple[Any, dict[str, Any]], mx.load(str(gguf), return_metadata=True))[1]
+
+
 def _logits(folder: Path, text: str) -> tuple[list[int], mx.array]:
     from mlx_lm import load
 
@@ -56,7 +65,7 @@ def _tiny_metadata(**changes: object) -> dict[str, object]:
 
 def test_export_writes_a_bpe_vocabulary_llama_cpp_reads(tiny: tuple[Path, Path]) -> None:
     folder, gguf = tiny
-    _, metadata = mx.load(str(gguf), return_metadata=True)  # type: ignore[misc]
+    metadata = _metadata(gguf)
     spec = json.loads((folder / "tokenizer.json").read_text())
     assert metadata["general.architecture"] == "llama"
     assert metadata["tokenizer.ggml.model"] == "gpt2"
@@ -94,21 +103,21 @@ def test_quantized_gguf_converts_to_the_dequantized_weights(
     quantized = requantize_gguf(gguf, tmp_path / "q.gguf", ggml_type)
     result = convert_gguf(quantized, tmp_path / "conv", max_perplexity=NO_LIMIT)
     assert result.quantization == f"{ggml_type}+F32"
-    original = mx.load(str(folder / "model.safetensors"))
-    converted = mx.load(str(result.path / "model.safetensors"))
+    original = _weights(folder / "model.safetensors")
+    converted = _weights(result.path / "model.safetensors")
     steps = {"Q8_0": 1 / 127, "Q4_0": 1 / 8, "Q4_1": 2 / 15}  # one quantization step, relative to max |w|
     for name in ("model.layers.0.self_attn.q_proj.weight", "model.layers.1.self_attn.k_proj.weight"):
-        error = float(mx.abs(original[name] - converted[name]).max())  # type: ignore[index]
-        assert error < steps[ggml_type] * float(mx.abs(original[name]).max()), name  # type: ignore[index]
+        error = float(mx.abs(original[name] - converted[name]).max())
+        assert error < steps[ggml_type] * float(mx.abs(original[name]).max()), name
 
 
 def test_verification_catches_a_wrong_conversion(tiny: tuple[Path, Path], tmp_path: Path) -> None:
     _, gguf = tiny
     result = convert_gguf(gguf, tmp_path / "conv", max_perplexity=NO_LIMIT)
-    weights = mx.load(str(result.path / "model.safetensors"))
+    weights = _weights(result.path / "model.safetensors")
     name = "model.layers.0.self_attn.q_proj.weight"
-    weights[name] = unpermute_rows(weights[name], 4)  # type: ignore[index]
-    mx.save_safetensors(str(result.path / "model.safetensors"), weights)  # type: ignore[arg-type]
+    weights[name] = unpermute_rows(weights[name], 4)
+    mx.save_safetensors(str(result.path / "model.safetensors"), weights)
     header = read_gguf_header(gguf)
     with pytest.raises(NanodistillError, match="logits differ"):
         verify_conversion(load_gguf_arrays(gguf), header, result.path, NO_LIMIT)
@@ -302,7 +311,7 @@ def test_smollm2_imports_answers_exports_and_reimports(home: Path, tmp_path: Pat
     assert "Paris" in answer
 
     gguf = export_gguf(base.path, tmp_path / "export" / "model.gguf", name="smollm2-135m")
-    _, metadata = mx.load(str(gguf), return_metadata=True)  # type: ignore[misc]
+    metadata = _metadata(gguf)
     assert metadata["tokenizer.ggml.pre"] == "smollm" and len(metadata["tokenizer.ggml.merges"]) == 48900
     again = convert_gguf(gguf, tmp_path / "again")
     prompt_ids = tokenizer.encode("The capital of France is")

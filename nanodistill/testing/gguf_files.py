@@ -8,6 +8,7 @@ converter's reading of quantized files is checked against bytes mlx did not prod
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,9 @@ def _value(value: Any) -> tuple[int, bytes]:
     raise TypeError(f"cannot write metadata value {value!r}")
 
 
-def write_gguf(path: Path, metadata: dict[str, Any], tensors: dict[str, tuple[str, tuple[int, ...], bytes]]) -> Path:
+def write_gguf(
+    path: Path, metadata: Mapping[str, Any], tensors: Mapping[str, tuple[str, tuple[int, ...], bytes]]
+) -> Path:
     """Write a GGUF v3 file; ``tensors`` maps name -> (GGML type, mlx-order shape, raw bytes)."""
     header = struct.pack("<4sIQQ", b"GGUF", 3, len(tensors), len(metadata))
     for key, value in metadata.items():
