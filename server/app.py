@@ -10,6 +10,7 @@ from mcp.server.mcpserver import MCPServer
 import resources.datasets
 import resources.jobs
 import resources.models
+import tools.amplify
 import tools.datasets
 import tools.evaluate
 import tools.jobs
@@ -54,7 +55,7 @@ def build_server(settings: Settings | None = None) -> MCPServer:
         lifespan=lifespan,
     )
     for module in (
-        tools.datasets, tools.jobs, tools.training, tools.models, tools.student, tools.evaluate,
+        tools.datasets, tools.amplify, tools.jobs, tools.training, tools.models, tools.student, tools.evaluate,
         resources.datasets, resources.jobs, resources.models,
     ):
         module.register(app)

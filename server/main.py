@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import sys
+import threading
 
-from nanodistill.settings import load_settings
+from nanodistill.settings import Settings, load_settings
 
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 
@@ -28,6 +29,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def prepare_fast_blas(settings: Settings) -> None:
+    """Give the server's own query path the fast BLAS: re-exec now when it is built and checked,
+    else build and check it in the background so job processes and the next start have it."""
+    from nanodistill.student.blas import blas_status, fast_blas_env, reexec_with_fast_blas
+
+    status = blas_status(settings)
+    if not (status.applicable and status.enabled):
+        return
+    if status.self_check == "passed":
+        reexec_with_fast_blas(settings)
+    elif status.self_check == "not run" and status.compiler:
+        threading.Thread(target=fast_blas_env, args=(settings,), daemon=True, name="fast-blas-build").start()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = load_settings()
@@ -39,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    prepare_fast_blas(settings)
     from server.app import build_server
 
     app = build_server(settings)

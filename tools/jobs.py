@@ -205,7 +205,7 @@ async def resume_job(job_id: str, ctx: Context) -> JobView:
             db, job_id, status="queued", cancel_requested=0, error=None, note=None, finished_at=None, pid=None
         )
         await jobs_db.add_event(db, job_id, "info", "resume requested")
-    await launch(rt.store, rt.settings, job_id)
+    await launch(rt.store, rt.settings, job_id, job.kind)
     return await job_view(rt.store, await jobs_db.get_job(rt.store, job_id), None)
 
 

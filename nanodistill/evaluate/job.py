@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 import anyio.from_thread
 
+from nanodistill.data.chat import ReasoningMode
 from nanodistill.errors import NanodistillError
 from nanodistill.evaluate.run import TestExample, TestSource
 from nanodistill.jobs.context import JobContext
@@ -65,7 +66,7 @@ async def run_evaluate_job(ctx: JobContext) -> dict[str, Any]:
     await ctx.stage("loading models")
     student = await anyio.to_thread.run_sync(load_student, model.base_model, model.adapter_path)
     base = await anyio.to_thread.run_sync(load_student, model.base_model, None) if p["compare_base"] else None
-    reasoning = "full" if model.reasoning == "full" else "none"
+    reasoning: ReasoningMode = "full" if model.reasoning == "full" else "none"
     max_tokens = p.get("max_tokens") or (384 if reasoning == "full" else 64)
     seen = await train_inputs(ctx.store, model.dataset_id)
 

@@ -1,6 +1,6 @@
 """Starting job processes detached, telling live ones from dead ones, and finding the dead.
 
-A job runs as `python -m nanodistill.jobs.run JOB_ID` in its own session, so it outlives the
+A job runs as `python -m nanodistill.jobs.run JOB_ID KIND` in its own session, so it outlives the
 MCP server and its host. A job whose process is gone and whose heartbeat is stale is marked
 `interrupted`, at server start and on every read.
 """
@@ -28,11 +28,11 @@ def log_path(settings: Settings, job_id: str) -> Path:
     return settings.artifact_dir("jobs", job_id) / "job.log"
 
 
-def spawn_job(settings: Settings, job_id: str) -> int:
+def spawn_job(settings: Settings, job_id: str, kind: str) -> int:
     """Start the job's process in a new session; its output goes to the job's log file."""
     with log_path(settings, job_id).open("ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "nanodistill.jobs.run", job_id],
+            [sys.executable, "-m", "nanodistill.jobs.run", job_id, kind],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -1,4 +1,4 @@
-"""The job process: `python -m nanodistill.jobs.run JOB_ID`.
+"""The job process: `python -m nanodistill.jobs.run JOB_ID KIND`.
 
 It marks the job running, heartbeats, watches for a cancel (flag in SQLite or SIGTERM), takes
 the compute slot for compute-heavy kinds, runs the kind's handler, and records how it ended.
@@ -36,6 +36,7 @@ HANDLERS: dict[str, str] = {
     "import": "nanodistill.student.import_job:run_import_job",
 }
 COMPUTE_KINDS = ("train", "evaluate", "export", "import")
+MLX_KINDS = (*COMPUTE_KINDS, "distill")
 
 
 def load_handler(kind: str) -> Handler:
@@ -125,13 +126,14 @@ async def _mark_running(ctx: JobContext) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m nanodistill.jobs.run JOB_ID", file=sys.stderr)
+    if len(args) != 2 or args[1] not in HANDLERS:
+        print(f"usage: python -m nanodistill.jobs.run JOB_ID KIND (KIND: {', '.join(HANDLERS)})", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from nanodistill.student.blas import reexec_with_fast_blas
+    if args[1] in MLX_KINDS:
+        from nanodistill.student.blas import reexec_with_fast_blas
 
-    reexec_with_fast_blas(load_settings())
+        reexec_with_fast_blas(load_settings())
     return anyio.run(run_job, args[0])
 
 

@@ -80,7 +80,8 @@ async def get_model(store: Store, ref: str, field: str = "model") -> Model:
 
 
 async def list_models(store: Store, kind: str | None, limit: int, before: float | None) -> list[Model]:
-    clauses, params = ["1 = 1"], []
+    clauses: list[str] = ["1 = 1"]
+    params: list[Any] = []
     if kind:
         clauses.append("kind = ?")
         params.append(kind)
