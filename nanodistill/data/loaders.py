@@ -10,9 +10,9 @@ import csv
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-from nanodistill.data.rows import MAX_ROWS_PER_CALL, Row, validate_row
+from nanodistill.data.rows import MAX_ROWS_PER_CALL, MAX_TEXT_CHARS, Row, validate_row
 from nanodistill.errors import NanodistillError
 
 FILE_FORMATS = (".json", ".jsonl", ".csv")
@@ -64,11 +64,21 @@ def file_rows(path: Path) -> Iterator[Row]:
         raise NanodistillError(
             f"'path' {path.name!r}: unknown file type {suffix or '(none)'!r}; use .json, .jsonl or .csv."
         )
-    return _limited(rows, "path")
+    return _limited(_utf8(rows, path), "path")
+
+
+def _utf8(rows: Iterator[Row], path: Path) -> Iterator[Row]:
+    """A file that is not UTF-8 text gets a readable error, not a UnicodeDecodeError."""
+    try:
+        yield from rows
+    except UnicodeDecodeError as exc:
+        raise NanodistillError(
+            f"{path.name}: not UTF-8 text ({exc.reason}). Save the file with UTF-8 encoding and try again."
+        ) from None
 
 
 def _jsonl_rows(path: Path) -> Iterator[Row]:
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -85,7 +95,7 @@ def _jsonl_rows(path: Path) -> Iterator[Row]:
 def _json_array_rows(path: Path) -> Iterator[Row]:
     """Decode a top-level JSON array one element at a time."""
     decoder = json.JSONDecoder()
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8-sig") as handle:
         buffer = handle.read(_CHUNK)
         consumed_lines = 1
         pos = _skip_space(buffer, 0)
@@ -112,6 +122,7 @@ def _json_array_rows(path: Path) -> Iterator[Row]:
                 continue
             char = buffer[pos]
             if char == "]" and (not expect_value or index == 0):
+                _expect_end(handle, buffer, pos + 1, path, consumed_lines)
                 return
             if char == "," and not expect_value:
                 expect_value = True
@@ -143,6 +154,23 @@ def _json_array_rows(path: Path) -> Iterator[Row]:
                 pos = 0
 
 
+def _expect_end(handle: TextIO, buffer: str, pos: int, path: Path, consumed_lines: int) -> None:
+    """Only whitespace may follow the closing ']'; anything else means the file is not one array."""
+    while True:
+        pos = _skip_space(buffer, pos)
+        if pos < len(buffer):
+            line = consumed_lines + buffer.count("\n", 0, pos)
+            raise NanodistillError(
+                f"{path.name} line {line}: unexpected text after the closing ']'. A .json file must hold "
+                "exactly one array; remove what follows it (or use .jsonl for one object per line)."
+            )
+        consumed_lines += buffer.count("\n")
+        buffer = handle.read(_CHUNK)
+        pos = 0
+        if not buffer:
+            return
+
+
 def _skip_space(text: str, pos: int) -> int:
     while pos < len(text) and text[pos] in " \t\r\n":
         pos += 1
@@ -150,7 +178,7 @@ def _skip_space(text: str, pos: int) -> int:
 
 
 def _csv_rows(path: Path) -> Iterator[Row]:
-    with path.open(encoding="utf-8", newline="") as handle:
+    with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle)
         headers = [h.strip() for h in reader.fieldnames or []]
         missing = [h for h in ("input", "output") if h not in headers]
@@ -160,7 +188,17 @@ def _csv_rows(path: Path) -> Iterator[Row]:
                 f"{', '.join(missing)}; found: {', '.join(headers) or 'no header'})."
             )
         reader.fieldnames = headers
-        for record in reader:
+        records = iter(reader)
+        while True:
+            try:
+                record = next(records)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise NanodistillError(
+                    f"{path.name} line {reader.reader.line_num}: not valid CSV ({exc}). Check the quoting on "
+                    f"that line; a field may hold at most {MAX_TEXT_CHARS:,} characters."
+                ) from None
             raw = {k: v for k, v in record.items() if k in ("input", "output", "reasoning")}
             if raw.get("reasoning") == "":
                 raw.pop("reasoning")

@@ -60,7 +60,7 @@ def check_name(name: str, field: str = "name") -> str:
         raise NanodistillError(f"'{field}' is empty. Use letters, digits, '.', '_' or '-', up to 64 characters.")
     if len(name) > 64:
         raise NanodistillError(f"'{field}' is {len(name)} characters long; the limit is 64. Shorten it.")
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):  # fullmatch: '$' alone would let a trailing newline through
         raise NanodistillError(
             f"'{field}' {name!r} has characters that are not allowed; use only letters, digits, '.', '_' "
             "and '-' (e.g. 'support-tickets-v2')."
