@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
+from nanodistill.settings import load_settings
+from nanodistill.student.blas import fast_blas_env
 from server.app import build_server
 
 
@@ -16,10 +18,24 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture(scope="session")
+def blas_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fast-BLAS shim, built and self-checked once per test session instead of once per home."""
+    shared = tmp_path_factory.mktemp("blas-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NANODISTILL_HOME", str(shared))
+        fast_blas_env(load_settings())
+    (shared / "blas").mkdir(exist_ok=True)
+    return shared / "blas"
+
+
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """NANODISTILL_HOME in a temp folder; files under tmp_path may be imported."""
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, blas_folder: Path) -> Path:
+    """NANODISTILL_HOME in a temp folder (sharing the session's BLAS shim); files under tmp_path may be
+    imported."""
     path = tmp_path / "home"
+    path.mkdir()
+    (path / "blas").symlink_to(blas_folder, target_is_directory=True)
     monkeypatch.setenv("NANODISTILL_HOME", str(path))
     monkeypatch.setenv("NANODISTILL_IMPORT_ROOTS", str(tmp_path))
     return path
