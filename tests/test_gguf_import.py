@@ -15,6 +15,7 @@ from nanodistill.errors import NanodistillError
 from nanodistill.settings import load_settings
 from nanodistill.student.gguf import convert_gguf, load_gguf_arrays, unpermute_rows
 from nanodistill.student.gguf_export import chat_template_of, export_gguf, write_modelfile
+from nanodistill.student.gguf_kquants import dequantize_k
 from nanodistill.student.gguf_reader import read_gguf_header
 from nanodistill.student.gguf_verify import verify_conversion
 from nanodistill.student.imports import import_base_model, resolve_base_model
@@ -32,6 +33,14 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("tiny")
     folder = build_tiny_student(root / "student", seed=3)
     return folder, export_gguf(folder, root / "tiny.gguf", name="tiny")
+
+
+@pytest.fixture(scope="module")
+def tiny256(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Like ``tiny`` but 256 wide, the smallest row the K-quants (256-value blocks) accept."""
+    root = tmp_path_factory.mktemp("tiny256")
+    folder = build_tiny_student(root / "student", seed=4, hidden_size=256)
+    return folder, export_gguf(folder, root / "tiny.gguf", name="tiny256")
 
 
 def _weights(path: Path) -> dict[str, mx.array]:
@@ -95,20 +104,35 @@ def test_float_gguf_round_trip_keeps_logits_and_tokenizer(tiny: tuple[Path, Path
     )
 
 
-@pytest.mark.parametrize("ggml_type", ["Q8_0", "Q4_0", "Q4_1"])
+@pytest.mark.parametrize("ggml_type", ["Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q6_K"])
 def test_quantized_gguf_converts_to_the_dequantized_weights(
-    tiny: tuple[Path, Path], tmp_path: Path, ggml_type: str
+    tiny: tuple[Path, Path], tiny256: tuple[Path, Path], tmp_path: Path, ggml_type: str
 ) -> None:
-    folder, gguf = tiny
+    folder, gguf = tiny256 if ggml_type.endswith("_K") else tiny
     quantized = requantize_gguf(gguf, tmp_path / "q.gguf", ggml_type)
     result = convert_gguf(quantized, tmp_path / "conv", max_perplexity=NO_LIMIT)
     assert result.quantization == f"{ggml_type}+F32"
     original = _weights(folder / "model.safetensors")
     converted = _weights(result.path / "model.safetensors")
-    steps = {"Q8_0": 1 / 127, "Q4_0": 1 / 8, "Q4_1": 2 / 15}  # one quantization step, relative to max |w|
+    # one quantization step, relative to max |w| (Q4_K: plus its 6-bit scales' rounding)
+    steps = {"Q8_0": 1 / 127, "Q4_0": 1 / 8, "Q4_1": 2 / 15, "Q4_K": 3 / 15, "Q6_K": 2 / 31}
     for name in ("model.layers.0.self_attn.q_proj.weight", "model.layers.1.self_attn.k_proj.weight"):
         error = float(mx.abs(original[name] - converted[name]).max())
         assert error < steps[ggml_type] * float(mx.abs(original[name]).max()), name
+
+
+def test_q6_k_decoding_agrees_with_mlx_and_q4_k_round_trips(tmp_path: Path) -> None:
+    """Q6_K against gguflib's decoder inside mlx (independent code); Q4_K, which gguflib decodes
+    wrongly, against the values it was quantized from."""
+    values = np.random.default_rng(1).normal(0, 0.05, (8, 512)).astype(np.float32)
+    for ggml_type, step in (("Q6_K", 1 / 31), ("Q4_K", 2 / 15)):
+        raw = quantize(values, ggml_type)
+        path = write_gguf(tmp_path / f"{ggml_type}.gguf", _tiny_metadata(), {"w.weight": (ggml_type, (8, 512), raw)})
+        decoded = dequantize_k(path, read_gguf_header(path).tensors[0])
+        assert np.abs(decoded - values).max() < step * np.abs(values).max()
+        if ggml_type == "Q6_K":
+            by_mlx = np.array(_weights(path)["w.weight"].astype(mx.float32))
+            assert np.abs(decoded - by_mlx).max() < 1e-3 * np.abs(decoded).max()  # float16 rounding
 
 
 def test_verification_catches_a_wrong_conversion(tiny: tuple[Path, Path], tmp_path: Path) -> None:
@@ -131,9 +155,9 @@ def test_random_weights_are_refused_by_perplexity_and_leave_nothing(tiny: tuple[
 
 
 def test_unsupported_tensor_type_is_named(tmp_path: Path) -> None:
-    raw = bytes(210)  # one Q6_K block of 256 values
-    path = write_gguf(tmp_path / "k.gguf", _tiny_metadata(), {"token_embd.weight": ("Q6_K", (1, 256), raw)})
-    with pytest.raises(NanodistillError, match=r"Q6_K.*supported: F32, F16, Q8_0, Q4_0, Q4_1"):
+    raw = bytes(176)  # one Q5_K block of 256 values
+    path = write_gguf(tmp_path / "k.gguf", _tiny_metadata(), {"token_embd.weight": ("Q5_K", (1, 256), raw)})
+    with pytest.raises(NanodistillError, match=r"Q5_K.*supported: F32, F16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K"):
         convert_gguf(path, tmp_path / "conv")
 
 

@@ -1,9 +1,10 @@
 """Convert a GGUF model (llama.cpp / Ollama) into a folder that ``mlx_lm.load`` opens.
 
-The tensors are read with ``mx.load`` (which unpacks Q4_0/Q4_1/Q8_0 into MLX's affine layout),
-dequantized to float32 (exactly the values llama.cpp computes with, and what LoRA on a CPU
-trains fastest on), renamed to Hugging Face names, and the Q/K rows that llama.cpp permutes
-for its RoPE layout are put back. The tokenizer is rebuilt from the GGUF vocabulary. Every
+The tensors are read with ``mx.load`` (which unpacks Q4_0/Q4_1/Q8_0 into MLX's affine layout;
+K-quants are decoded by ``gguf_kquants`` instead, as mlx gets Q4_K wrong), dequantized to
+float32 (exactly the values llama.cpp computes with, and what LoRA on a CPU trains fastest on),
+renamed to Hugging Face names, and the Q/K rows that llama.cpp permutes for its RoPE layout are
+put back. The tokenizer is rebuilt from the GGUF vocabulary. Every
 conversion is verified (see ``gguf_verify``) and removed again if it fails.
 """
 
@@ -18,13 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nanodistill.errors import NanodistillError
+from nanodistill.student.gguf_kquants import K_BYTES, dequantize_k
 from nanodistill.student.gguf_reader import GgufHeader, GgufTensor, read_gguf_header
 from nanodistill.student.gguf_tokenizer import write_hf_tokenizer
 
 if TYPE_CHECKING:
     import mlx.core as mx
 
-SUPPORTED_TYPES = ("F32", "F16", "Q8_0", "Q4_0", "Q4_1")
+SUPPORTED_TYPES = ("F32", "F16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q6_K")
 QUANT_BITS = {"Q8_0": 8, "Q4_0": 4, "Q4_1": 4}
 GROUP_SIZE = 32
 
@@ -84,8 +86,8 @@ def check_supported(header: GgufHeader) -> None:
         example = next(t.name for t in header.tensors if t.ggml_type in bad)
         raise NanodistillError(
             f"{header.path.name}: tensor type(s) {', '.join(sorted(bad))} (e.g. {example}) cannot be read; "
-            f"supported: {', '.join(SUPPORTED_TYPES)}. Use a Q8_0, Q4_0 or F16 build of the model "
-            "(e.g. an Ollama ':q8_0' tag, or llama.cpp's llama-quantize --allow-requantize ... Q8_0)."
+            f"supported: {', '.join(SUPPORTED_TYPES)}. Use a build of the model in one of those "
+            "(e.g. an Ollama ':q4_K_M' or ':q8_0' tag, or llama.cpp's llama-quantize --allow-requantize ... Q8_0)."
         )
     unknown = [t.name for t in header.tensors if hf_name(t.name) is None]
     if unknown:
@@ -163,10 +165,12 @@ def load_gguf_arrays(path: Path) -> dict[str, mx.array]:
         raise NanodistillError(f"{path} could not be read by mlx ({exc}); download or pull it again.") from exc
 
 
-def dequantized(arrays: dict[str, mx.array], tensor: GgufTensor) -> mx.array:
+def dequantized(arrays: dict[str, mx.array], header: GgufHeader, tensor: GgufTensor) -> mx.array:
     """A GGUF tensor as float32, in GGUF (llama.cpp) row order."""
     import mlx.core as mx
 
+    if tensor.ggml_type in K_BYTES:
+        return mx.array(dequantize_k(header.path, tensor))
     if tensor.ggml_type in QUANT_BITS:
         prefix = tensor.name.removesuffix(".weight")
         return mx.dequantize(
@@ -193,7 +197,7 @@ def hf_weights(arrays: dict[str, mx.array], header: GgufHeader) -> dict[str, mx.
     kv_heads = int(header.arch_value("attention.head_count_kv", heads))
     weights = {}
     for tensor in header.tensors:
-        value = dequantized(arrays, tensor)
+        value = dequantized(arrays, header, tensor)
         if permuted and ".attn_q." in tensor.name:
             value = unpermute_rows(value, heads)
         elif permuted and ".attn_k." in tensor.name:

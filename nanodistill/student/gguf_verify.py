@@ -4,7 +4,8 @@ Two checks, both on a short English paragraph:
 
 - logits: the converted folder, loaded by ``mlx_lm.load``, must give the same logits as an
   independent forward pass written here directly over the GGUF tensors as mlx reads them
-  (quantized matmuls, llama.cpp's row order and its RoPE convention). This catches wrong
+  (quantized matmuls; K-quants as ``gguf_kquants`` decodes them), in llama.cpp's row order
+  and with its RoPE convention. This catches wrong
   names, wrong Q/K un-permutation, wrong dequantization and wrong hyperparameters.
 - perplexity: the converted model with its rebuilt tokenizer must find English predictable.
   A wrong tokenizer (or garbage weights) gives logits that agree but a perplexity in the
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nanodistill.errors import NanodistillError
-from nanodistill.student.gguf import ARCHITECTURES, GROUP_SIZE, QUANT_BITS
+from nanodistill.student.gguf import ARCHITECTURES, GROUP_SIZE, QUANT_BITS, dequantized
 from nanodistill.student.gguf_reader import GgufHeader
 
 if TYPE_CHECKING:
@@ -40,7 +41,8 @@ def reference_logits(arrays: dict[str, mx.array], header: GgufHeader, tokens: li
     """Logits for ``tokens`` computed straight from the GGUF tensors, llama.cpp style."""
     import mlx.core as mx
 
-    types = {t.name: t.ggml_type for t in header.tensors}
+    tensors = {t.name: t for t in header.tensors}
+    types = {name: t.ggml_type for name, t in tensors.items()}
     _, _, permuted = ARCHITECTURES[header.architecture]
     heads = int(header.arch_value("attention.head_count"))
     kv_heads = int(header.arch_value("attention.head_count_kv", heads))
@@ -64,7 +66,7 @@ def reference_logits(arrays: dict[str, mx.array], header: GgufHeader, tokens: li
                 bits=QUANT_BITS[kind],
             )
         else:
-            y = x @ weight.astype(mx.float32).T
+            y = x @ dequantized(arrays, header, tensors[f"{name}.weight"]).T
         bias = arrays.get(f"{name}.bias")
         return y if bias is None else y + bias.astype(mx.float32)
 
@@ -81,7 +83,7 @@ def reference_logits(arrays: dict[str, mx.array], header: GgufHeader, tokens: li
             bits=QUANT_BITS[types["token_embd.weight"]],
         )[None]
     else:
-        x = arrays["token_embd.weight"][ids].astype(mx.float32)[None]
+        x = dequantized(arrays, header, tensors["token_embd.weight"])[ids][None]
     length = len(tokens)
     for layer in range(int(header.arch_value("block_count"))):
         p = f"blk.{layer}"

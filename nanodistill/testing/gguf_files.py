@@ -1,4 +1,4 @@
-"""Write GGUF files byte by byte, for tests: quantized (Q8_0, Q4_0, Q4_1), odd types, odd headers.
+"""Write GGUF files byte by byte, for tests: quantized (Q8_0, Q4_0, Q4_1, Q4_K, Q6_K), odd headers.
 
 ``mx.save_gguf`` writes float tensors only; llama.cpp quantizes with its own tools. This is an
 independent numpy implementation of the GGUF container and of the three block formats, so the
@@ -22,7 +22,7 @@ ALIGNMENT = 32
 
 
 def quantize(values: np.ndarray, ggml_type: str) -> bytes:
-    """Rows of float32 -> GGML blocks of 32 (llama.cpp's reference rounding)."""
+    """Rows of float32 -> GGML blocks (32 values; 256 for the K-quants), simple round-to-nearest."""
     blocks = np.asarray(values, dtype=np.float32).reshape(-1, 32)
     if ggml_type == "Q8_0":
         d = np.abs(blocks).max(axis=1) / 127.0
@@ -41,7 +41,42 @@ def quantize(values: np.ndarray, ggml_type: str) -> bytes:
         q = np.clip(np.round((blocks - low[:, None]) * inv[:, None]), 0, 15).astype(np.uint8)
         scales = zip(d.astype(np.float16), low.astype(np.float16), q, strict=True)
         return b"".join(s.tobytes() + m.tobytes() + _nibbles(row) for s, m, row in scales)
+    if ggml_type == "Q4_K":
+        return b"".join(_q4_k_block(block) for block in blocks.reshape(-1, 256))
+    if ggml_type == "Q6_K":
+        return b"".join(_q6_k_block(block) for block in blocks.reshape(-1, 256))
     raise ValueError(f"no quantizer for {ggml_type}")
+
+
+def _q4_k_block(values: np.ndarray) -> bytes:
+    """256 values: 8 sub-blocks of 32, each x = d*sc*q - dmin*m with 6-bit sc, m and 4-bit q."""
+    sub = values.reshape(8, 32)
+    lows = np.minimum(sub.min(axis=1), 0.0)
+    scales = (sub.max(axis=1) - lows) / 15.0
+    d, dmin = np.float16(scales.max() / 63.0), np.float16(-lows.min() / 63.0)
+    sc = np.clip(np.round(scales / (float(d) or 1.0)), 0, 63).astype(np.uint8)
+    m = np.clip(np.round(-lows / (float(dmin) or 1.0)), 0, 63).astype(np.uint8)
+    step = np.where(sc == 0, 1.0, float(d) * sc)
+    q = np.clip(np.round((sub + float(dmin) * m[:, None]) / step[:, None]), 0, 15).astype(np.uint8)
+    packed = np.zeros(12, dtype=np.uint8)
+    packed[:4] = sc[:4] | ((sc[4:] >> 4) << 6)
+    packed[4:8] = m[:4] | ((m[4:] >> 4) << 6)
+    packed[8:] = (sc[4:] & 0xF) | ((m[4:] & 0xF) << 4)
+    nibbles = np.concatenate([q[2 * c] | (q[2 * c + 1] << 4) for c in range(4)]).astype(np.uint8)
+    return d.tobytes() + dmin.tobytes() + packed.tobytes() + nibbles.tobytes()
+
+
+def _q6_k_block(values: np.ndarray) -> bytes:
+    """256 values: 16 sub-blocks of 16 with int8 scales, 6-bit q stored as 4 low + 2 high bits."""
+    sub = values.reshape(16, 16)
+    scales = np.abs(sub).max(axis=1) / 31.0
+    d = np.float16(scales.max() / 127.0)
+    sc = np.clip(np.round(scales / (float(d) or 1.0)), -128, 127).astype(np.int8)
+    step = np.where(sc == 0, 1.0, float(d) * sc.astype(np.float32))
+    q = (np.clip(np.round(sub / step[:, None]), -32, 31) + 32).astype(np.uint8).reshape(2, 4, 32)
+    low = np.concatenate([np.concatenate([h[0] & 0xF | (h[2] & 0xF) << 4, h[1] & 0xF | (h[3] & 0xF) << 4]) for h in q])
+    high = np.concatenate([h[0] >> 4 | (h[1] >> 4) << 2 | (h[2] >> 4) << 4 | (h[3] >> 4) << 6 for h in q])
+    return low.astype(np.uint8).tobytes() + high.astype(np.uint8).tobytes() + sc.tobytes() + d.tobytes()
 
 
 def _nibbles(q: np.ndarray) -> bytes:
