@@ -17,6 +17,7 @@ from nanodistill.student.gguf import convert_gguf, load_gguf_arrays, unpermute_r
 from nanodistill.student.gguf_export import chat_template_of, export_gguf, write_modelfile
 from nanodistill.student.gguf_kquants import dequantize_k
 from nanodistill.student.gguf_reader import read_gguf_header
+from nanodistill.student.gguf_tokenizer import PRE_TOKENIZERS
 from nanodistill.student.gguf_verify import verify_conversion
 from nanodistill.student.imports import import_base_model, resolve_base_model
 from nanodistill.student.ollama import resolve_ollama
@@ -343,3 +344,56 @@ def test_smollm2_imports_answers_exports_and_reimports(home: Path, tmp_path: Pat
     after = _logits(again.path, "The capital of France is")[1][-1]
     assert float(mx.abs(before - after).max()) < 0.05 * float(mx.abs(before).max())
     assert abs(again.perplexity - base.perplexity) < 0.5
+
+
+def test_qwen2_layout_round_trips_with_biases_and_no_permutation(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    folder = Path(shutil.copytree(tiny[0], tmp_path / "qwen2"))
+    config = json.loads((folder / "config.json").read_text())
+    config.update(model_type="qwen2", architectures=["Qwen2ForCausalLM"])
+    (folder / "config.json").write_text(json.dumps(config))
+    weights = _weights(folder / "model.safetensors")
+    rng = np.random.default_rng(5)
+    for layer in range(config["num_hidden_layers"]):
+        for proj in ("q_proj", "k_proj", "v_proj"):
+            rows = weights[f"model.layers.{layer}.self_attn.{proj}.weight"].shape[0]
+            weights[f"model.layers.{layer}.self_attn.{proj}.bias"] = mx.array(rng.normal(0, 0.5, rows).astype("f4"))
+    mx.save_safetensors(str(folder / "model.safetensors"), weights)
+
+    gguf = export_gguf(folder, tmp_path / "qwen2.gguf")
+    assert _metadata(gguf)["general.architecture"] == "qwen2"
+    result = convert_gguf(gguf, tmp_path / "back", max_perplexity=NO_LIMIT)
+    assert result.architecture == "qwen2" and result.max_logit_diff < 1e-3
+    _, original = _logits(folder, SAMPLE)
+    _, back = _logits(result.path, SAMPLE)
+    assert float(mx.abs(original - back).max()) < 2e-2
+
+
+@pytest.mark.parametrize("pre", ["gpt-2", "smollm", "llama-bpe", "qwen2"])
+def test_each_pre_tokenizer_survives_export_and_import(tiny: tuple[Path, Path], tmp_path: Path, pre: str) -> None:
+    folder = Path(shutil.copytree(tiny[0], tmp_path / "student"))
+    spec = json.loads((folder / "tokenizer.json").read_text())
+    spec["pre_tokenizer"] = PRE_TOKENIZERS[pre]
+    spec["model"]["ignore_merges"] = pre == "llama-bpe"
+    if pre == "llama-bpe":  # Llama 3 style: the tokenizer itself prepends BOS
+        bos = {"SpecialToken": {"id": "<|endoftext|>", "type_id": 0}}
+        spec["post_processor"] = {
+            "type": "TemplateProcessing",
+            "single": [bos, {"Sequence": {"id": "A", "type_id": 0}}],
+            "pair": [bos, {"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+            "special_tokens": {"<|endoftext|>": {"id": "<|endoftext|>", "ids": [0], "tokens": ["<|endoftext|>"]}},
+        }
+        tok_config = json.loads((folder / "tokenizer_config.json").read_text())
+        (folder / "tokenizer_config.json").write_text(json.dumps({**tok_config, "bos_token": "<|endoftext|>"}))
+    (folder / "tokenizer.json").write_text(json.dumps(spec))
+
+    gguf = export_gguf(folder, tmp_path / "model.gguf")
+    metadata = _metadata(gguf)
+    assert metadata["tokenizer.ggml.pre"] == pre
+    assert bool(metadata["tokenizer.ggml.add_bos_token"]) == (pre == "llama-bpe")
+    result = convert_gguf(gguf, tmp_path / "back", max_perplexity=NO_LIMIT)
+    from mlx_lm import load
+
+    text = "It's 2024: we'll test  spaces,\n\nnewlines and 12345 digits!"
+    before, after = load(str(folder))[1], load(str(result.path))[1]
+    assert after.encode(text) == before.encode(text)
+    assert after.decode(after.encode(text), skip_special_tokens=True) == text

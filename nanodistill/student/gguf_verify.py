@@ -112,8 +112,8 @@ def verify_conversion(
 
     loaded = load(str(folder))
     model, tokenizer = loaded[0], loaded[1]
-    tokens = tokenizer.encode(ENGLISH_PARAGRAPH, add_special_tokens=False)
-    if tokenizer.decode(tokens) != ENGLISH_PARAGRAPH:
+    tokens = tokenizer.encode(ENGLISH_PARAGRAPH)  # with the BOS token where the model wants one
+    if tokenizer.decode(tokens, skip_special_tokens=True) != ENGLISH_PARAGRAPH:
         raise NanodistillError(
             f"{header.path.name}: the rebuilt tokenizer does not decode its own encoding back to the text."
         )
