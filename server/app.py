@@ -12,6 +12,7 @@ import resources.jobs
 import resources.models
 import tools.amplify
 import tools.datasets
+import tools.distill
 import tools.evaluate
 import tools.jobs
 import tools.models
@@ -55,7 +56,7 @@ def build_server(settings: Settings | None = None) -> MCPServer:
         lifespan=lifespan,
     )
     for module in (
-        tools.datasets, tools.amplify, tools.jobs, tools.training, tools.models, tools.student, tools.evaluate,
+        tools.datasets, tools.amplify, tools.jobs, tools.training, tools.models, tools.student, tools.evaluate, tools.distill,
         resources.datasets, resources.jobs, resources.models,
     ):
         module.register(app)

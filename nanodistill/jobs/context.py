@@ -26,6 +26,8 @@ class JobContext:
     settings: Settings
     job: jobs_db.Job
     cancel: anyio.Event = field(default_factory=anyio.Event)
+    parent: JobContext | None = None
+    span: tuple[float, float] = (0.0, 100.0)
 
     @property
     def id(self) -> str:
@@ -62,6 +64,9 @@ class JobContext:
             fields["stage"] = stage
         async with self.store.write() as db:
             await jobs_db.update_job(db, self.id, **fields)
+        if self.parent is not None and total:
+            start, width = self.parent.span
+            await self.parent.progress(start + width * min(done / total, 1.0), 100.0)
 
     async def stage(self, stage: str, message: str | None = None) -> None:
         async with self.store.write() as db:
@@ -80,3 +85,9 @@ class JobContext:
     async def set_cost(self, cost_usd: float) -> None:
         async with self.store.write() as db:
             await jobs_db.update_job(db, self.id, cost_usd=cost_usd)
+            if self.parent is not None:
+                await db.execute(
+                    "UPDATE jobs SET cost_usd = (SELECT COALESCE(SUM(cost_usd), 0) FROM jobs WHERE parent_id = ?) "
+                    "WHERE id = ?",
+                    (self.parent.id, self.parent.id),
+                )

@@ -46,10 +46,16 @@ def load_handler(kind: str) -> Handler:
 
 
 async def _heartbeat(ctx: JobContext) -> None:
+    """Beat for the job and the stages it runs in-process; a cancel asked of either stops both."""
     while True:
         async with ctx.store.write() as db:
-            await jobs_db.update_job(db, ctx.id, heartbeat_at=now())
-        row = await ctx.store.fetchone("SELECT cancel_requested FROM jobs WHERE id = ?", (ctx.id,))
+            await db.execute(
+                "UPDATE jobs SET heartbeat_at = ? WHERE id = ? OR (parent_id = ? AND status IN ('queued', 'running'))",
+                (now(), ctx.id, ctx.id),
+            )
+        row = await ctx.store.fetchone(
+            "SELECT MAX(cancel_requested) FROM jobs WHERE id = ? OR parent_id = ?", (ctx.id, ctx.id)
+        )
         if row and row[0]:
             ctx.cancel.set()
         await anyio.sleep(HEARTBEAT_S)
@@ -94,6 +100,12 @@ async def run_job(job_id: str) -> int:
 
 
 async def _run(ctx: JobContext, handler: Handler) -> None:
+    status, fields = await execute(ctx, handler)
+    await _finish(ctx, status, **fields)
+
+
+async def execute(ctx: JobContext, handler: Handler) -> tuple[str, dict[str, Any]]:
+    """Run a handler (in the compute slot when its kind needs one); map how it ended to a status."""
     try:
         if ctx.job.kind in COMPUTE_KINDS:
             async with compute_slot(ctx):
@@ -103,19 +115,46 @@ async def _run(ctx: JobContext, handler: Handler) -> None:
             await _mark_running(ctx)
             result = await handler(ctx)
     except JobCancelled:
-        await _finish(ctx, "cancelled", note="cancelled on request; what was produced so far is kept")
-        return
+        return "cancelled", {"note": "cancelled on request; what was produced so far is kept"}
     except NanodistillError as exc:
-        await _finish(ctx, "failed", error=str(exc))
-        return
+        return "failed", {"error": str(exc)}
     except Exception as exc:
         logging.error("job %s crashed:\n%s", ctx.id, traceback.format_exc())
-        await _finish(ctx, "failed", error=f"internal error ({type(exc).__name__}: {exc}); see the job log")
-        return
+        return "failed", {"error": f"internal error ({type(exc).__name__}: {exc}); see the job log"}
     if ctx.should_stop() and result.get("stopped") == "cancelled":
-        await _finish(ctx, "cancelled", result=result, note="cancelled on request; what was produced is kept")
-        return
-    await _finish(ctx, "succeeded", result=result, note=result.get("note"))
+        return "cancelled", {"result": result, "note": "cancelled on request; what was produced is kept"}
+    return "succeeded", {"result": result, "note": result.get("note")}
+
+
+async def run_child(parent: JobContext, stage: str, kind: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Run one stage of a multi-stage job in this process, as a child job row of its own.
+
+    A stage that already succeeded (in an earlier attempt) is skipped and its result returned; one
+    that did not is run again, resuming from what it stored. A failed or cancelled stage ends the
+    parent the same way.
+    """
+    child_id = parent.state.get("children", {}).get(stage)
+    child = await jobs_db.find_job(parent.store, child_id) if child_id else None
+    if child is not None and child.status == "succeeded":
+        return child.result or {}
+    async with parent.store.write() as db:
+        if child is None:
+            child_id = await jobs_db.insert_job(db, kind, params, parent_id=parent.id)
+        assert child_id is not None
+        await jobs_db.update_job(db, child_id, status="queued", pid=os.getpid(), heartbeat_at=now(),
+                                 cancel_requested=0, error=None, finished_at=None,
+                                 attempts=(child.attempts if child else 0) + 1)
+    await parent.save_state({"children": {**parent.state.get("children", {}), stage: child_id}})
+    ctx = JobContext(store=parent.store, settings=parent.settings, job=await jobs_db.get_job(parent.store, child_id),
+                     cancel=parent.cancel, parent=parent)
+    status, fields = await execute(ctx, load_handler(kind))
+    await _finish(ctx, status, **fields)
+    if status == "cancelled":
+        raise JobCancelled
+    if status == "failed":
+        raise NanodistillError(f"the {stage} stage failed: {fields['error']}")
+    result: dict[str, Any] = fields["result"]
+    return result
 
 
 async def _mark_running(ctx: JobContext) -> None:

@@ -52,8 +52,10 @@ def _ranges(opts: TrainOptions) -> list[str]:
     need(0 < opts.learning_rate <= 1, f"learning_rate must be > 0 and <= 1 (e.g. 1e-4), got {opts.learning_rate}")
     need(1 <= opts.lora_rank <= 512, f"lora_rank must be 1..512, got {opts.lora_rank}")
     need(0 < opts.lora_scale <= 1000, f"lora_scale must be > 0 and <= 1000, got {opts.lora_scale}")
-    need(opts.num_layers == -1 or 1 <= opts.num_layers <= 1000, f"num_layers must be -1 (all) or >= 1, got "
-         f"{opts.num_layers}")
+    need(
+        opts.num_layers == -1 or 1 <= opts.num_layers <= 1000,
+        f"num_layers must be -1 (all) or >= 1, got {opts.num_layers}",
+    )
     need(16 <= opts.max_seq_length <= 32768, f"max_seq_length must be 16..32768, got {opts.max_seq_length}")
     need(0 < opts.val_fraction <= 0.5, f"val_fraction must be > 0 and <= 0.5, got {opts.val_fraction}")
     need(opts.reasoning in ("full", "none"), f"reasoning must be 'full' or 'none', got {opts.reasoning!r}")
@@ -83,13 +85,17 @@ def base_model_problem(spec: str) -> str | None:
         return None if path.is_file() else f"base_model: no GGUF file at {text!r}; check the path"
     if path.exists():
         if not (path / "config.json").is_file():
-            return (f"base_model {text!r} is not a model folder (no config.json); give a folder with config.json, "
-                    "weights and tokenizer files, or a .gguf file")
+            return (
+                f"base_model {text!r} is not a model folder (no config.json); give a folder with config.json, "
+                "weights and tokenizer files, or a .gguf file"
+            )
         return None
     if HUB_ID.match(text):
         return None
-    return (f"base_model {text!r} does not exist; give a model folder, a .gguf file, ollama:NAME[:TAG], "
-            f"{SMOLLM2_SHORTCUT!r} or a Hugging Face id like 'mlx-community/Qwen2.5-0.5B-Instruct-4bit'")
+    return (
+        f"base_model {text!r} does not exist; give a model folder, a .gguf file, ollama:NAME[:TAG], "
+        f"{SMOLLM2_SHORTCUT!r} or a Hugging Face id like 'mlx-community/Qwen2.5-0.5B-Instruct-4bit'"
+    )
 
 
 def training_options(values: dict[str, Any], field: str = "training") -> TrainOptions:
