@@ -169,6 +169,14 @@ def test_unsupported_architecture_is_named(tmp_path: Path) -> None:
         convert_gguf(path, tmp_path / "conv")
 
 
+def test_incomplete_gguf_names_what_is_missing(tmp_path: Path) -> None:
+    weights = {"token_embd.weight": ("Q8_0", (1, 256), quantize(np.ones(256), "Q8_0"))}
+    meta = _tiny_metadata(**{"llama.feed_forward_length": 512})
+    path = write_gguf(tmp_path / "part.gguf", meta, weights)
+    with pytest.raises(NanodistillError, match=r"incomplete: output_norm\.weight, blk\.0\.attn_norm\.weight"):
+        convert_gguf(path, tmp_path / "conv")
+
+
 def test_sentencepiece_vocabulary_is_refused(tiny: tuple[Path, Path], tmp_path: Path) -> None:
     _, gguf = tiny
     header = read_gguf_header(gguf)

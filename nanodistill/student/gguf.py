@@ -79,7 +79,7 @@ def check_supported(header: GgufHeader) -> None:
     if arch not in ARCHITECTURES:
         raise NanodistillError(
             f"{header.path.name}: architecture {arch or '(missing)'!r} is not supported; supported: "
-            "llama (Llama 2/3, SmolLM, Mistral 7B, which llama.cpp labels llama) and qwen2."
+            "llama (Llama 3, SmolLM and other llama-family models) and qwen2 (Qwen2, Qwen2.5)."
         )
     bad = Counter(t.ggml_type for t in header.tensors if t.ggml_type not in SUPPORTED_TYPES)
     if bad:
@@ -95,10 +95,18 @@ def check_supported(header: GgufHeader) -> None:
             f"{header.path.name}: tensor(s) {', '.join(unknown[:3])} have no counterpart in a plain "
             f"{arch} model (rope scaling tables, mixtures of experts and extra norms are not supported)."
         )
-    head_count = header.arch_value("attention.head_count")
-    if not isinstance(head_count, int) or not isinstance(header.arch_value("block_count"), int):
-        raise NanodistillError(f"{header.path.name}: {arch}.attention.head_count or {arch}.block_count is missing.")
-    head_dim = header.arch_value("attention.key_length", header.arch_value("embedding_length", 0) // head_count)
+    required = ("block_count", "embedding_length", "feed_forward_length", "attention.head_count")
+    missing = [f"{arch}.{key}" for key in required if not isinstance(header.arch_value(key), int)]
+    if not missing:
+        names = {t.name for t in header.tensors}
+        expected = ["token_embd.weight", "output_norm.weight"]
+        expected += [f"blk.{i}.{part}.weight" for i in range(header.arch_value("block_count")) for part in LAYER_NAMES]
+        missing = [name for name in expected if name not in names]
+    if missing:
+        raise NanodistillError(f"{header.path.name} is incomplete: {', '.join(missing[:4])} missing.")
+    head_dim = header.arch_value(
+        "attention.key_length", header.arch_value("embedding_length") // header.arch_value("attention.head_count")
+    )
     if header.arch_value("rope.dimension_count", head_dim) != head_dim:
         raise NanodistillError(f"{header.path.name}: partial rotary embeddings are not supported.")
     scaling = header.arch_value("rope.scaling.type", "none")

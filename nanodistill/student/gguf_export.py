@@ -9,7 +9,9 @@ the Q/K rows are permuted into llama.cpp's RoPE layout for the llama architectur
 from __future__ import annotations
 
 import json
+import os
 import re
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -232,8 +234,13 @@ def export_gguf(model_dir: Path, out_path: Path, name: str | None = None) -> Pat
     if out_path.suffix != ".gguf":
         raise NanodistillError(f"GGUF output path {out_path} must end in .gguf.")
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    mx.save_gguf(str(out_path), weights, metadata)
-    check_supported(read_gguf_header(out_path))
+    partial = out_path.with_name(f".{out_path.stem}.{uuid.uuid4().hex[:8]}.gguf")
+    try:
+        mx.save_gguf(str(partial), weights, metadata)
+        check_supported(read_gguf_header(partial))
+        os.replace(partial, out_path)
+    finally:
+        partial.unlink(missing_ok=True)
     return out_path
 
 

@@ -181,7 +181,9 @@ def gguf_tokenizer_metadata(model_dir: Path) -> dict[str, Any]:
         types[entry["id"]] = TOKEN_CONTROL if entry.get("special") else TOKEN_USER_DEFINED
     merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges") or []]
     post = spec.get("post_processor") or {}
-    first = (post.get("single") or [{}])[0] if post.get("type") == "TemplateProcessing" else {}
+    steps = post.get("processors", []) if post.get("type") == "Sequence" else [post]
+    template = next((p for p in steps if p.get("type") == "TemplateProcessing"), {})
+    first = (template.get("single") or [{}])[0]
     return {
         "tokenizer.ggml.add_bos_token": "SpecialToken" in first,
         "tokenizer.ggml.model": "gpt2",
