@@ -10,6 +10,8 @@ from mcp.server.mcpserver import MCPServer
 import resources.datasets
 import resources.jobs
 import resources.models
+import resources.prompts
+import resources.system
 import tools.amplify
 import tools.datasets
 import tools.distill
@@ -56,8 +58,19 @@ def build_server(settings: Settings | None = None) -> MCPServer:
         lifespan=lifespan,
     )
     for module in (
-        tools.datasets, tools.amplify, tools.jobs, tools.training, tools.models, tools.student, tools.evaluate, tools.distill,
-        resources.datasets, resources.jobs, resources.models,
+        tools.datasets,
+        tools.amplify,
+        tools.jobs,
+        tools.training,
+        tools.models,
+        tools.student,
+        tools.evaluate,
+        tools.distill,
+        resources.datasets,
+        resources.jobs,
+        resources.models,
+        resources.prompts,
+        resources.system,
     ):
         module.register(app)
     return app

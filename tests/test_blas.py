@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nanodistill.cli import main
+from server.cli import main
 from nanodistill.settings import Settings, load_settings
 from nanodistill.student.blas import (
     SHIM_NAME,

@@ -7,7 +7,7 @@ from typing import Any
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
-from nanodistill.amplify.job import seeds_of, teacher_client
+from nanodistill.amplify.job import MAX_TARGET, seeds_of, teacher_client
 from nanodistill.errors import NanodistillError
 from nanodistill.jobs.start import start_job
 from nanodistill.runtime import Runtime
@@ -15,8 +15,6 @@ from nanodistill.store import datasets as ds
 from nanodistill.teacher.check import check_teacher, probe_api_base
 from tools._common import STARTS_JOB, register_tools, runtime
 from tools.jobs import JobView, job_view
-
-MAX_TARGET = 100_000
 
 
 class AmplifyStarted(BaseModel):
@@ -42,6 +40,8 @@ async def amplify_plan(
     output_dataset: str | None,
     test_fraction: float,
     self_consistency: int,
+    input_cost_per_token: float | None = None,
+    output_cost_per_token: float | None = None,
 ) -> tuple[ds.Dataset, dict[str, Any]]:
     """Check everything a job would trip on, before it starts; return the source and the job's params."""
     found = await ds.get_dataset(rt.store, dataset)
@@ -65,6 +65,10 @@ async def amplify_plan(
         raise NanodistillError(f"'test_fraction' must be between 0 and 0.5, got {test_fraction}.")
     if not 1 <= self_consistency <= 9:
         raise NanodistillError(f"'self_consistency' must be between 1 and 9, got {self_consistency}.")
+    prices = {"input_cost_per_token": input_cost_per_token, "output_cost_per_token": output_cost_per_token}
+    for field, price in prices.items():
+        if price is not None and not price >= 0:
+            raise NanodistillError(f"'{field}' must be a USD price per token >= 0 when given, got {price}.")
     check_teacher(teacher, api_base, api_key_env)
     if api_base:
         await probe_api_base(api_base)
@@ -80,6 +84,7 @@ async def amplify_plan(
         "api_base": api_base, "api_key_env": api_key_env, "target_size": target, "concurrency": concurrency,
         "temperature": temperature, "max_cost_usd": max_cost_usd, "test_fraction": test_fraction,
         "self_consistency": self_consistency, "seeds": len(seeds),
+        "input_cost_per_token": input_cost_per_token, "output_cost_per_token": output_cost_per_token,
     }
     return found, params
 
@@ -99,6 +104,8 @@ async def amplify_dataset(
     output_dataset: str | None = None,
     test_fraction: float = 0.1,
     self_consistency: int = 1,
+    input_cost_per_token: float | None = None,
+    output_cost_per_token: float | None = None,
 ) -> AmplifyStarted:
     """Amplify a dataset's seeds with a teacher LLM into a new dataset (default `<dataset>-amplified`),
     as a background `amplify` job. The teacher traces every seed (the gold output is kept), extracts
@@ -107,12 +114,15 @@ async def amplify_dataset(
     gemini/gemini-2.0-flash, ollama/llama3.1) or a model served at `api_base` (OpenAI-compatible).
     API keys come from the server's environment (`api_key_env` names a non-default variable).
     `target_size` defaults to seeds x augment_factor. Use dry_run=True first: it makes 3 real calls and
-    quotes calls, tokens, cost and time for the whole job. `max_cost_usd` stops the job cleanly."""
+    quotes calls, tokens, cost and time for the whole job. `max_cost_usd` stops the job cleanly.
+    `input_cost_per_token` / `output_cost_per_token` (USD) price a model LiteLLM does not know, so budgets
+    apply (e.g. a local model at `api_base`)."""
     rt = runtime(ctx)
     found, params = await amplify_plan(
         rt, dataset, teacher, target_size=target_size, augment_factor=augment_factor, concurrency=concurrency,
         temperature=temperature, max_cost_usd=max_cost_usd, api_base=api_base, api_key_env=api_key_env,
         output_dataset=output_dataset, test_fraction=test_fraction, self_consistency=self_consistency,
+        input_cost_per_token=input_cost_per_token, output_cost_per_token=output_cost_per_token,
     )
     if dry_run:
         from nanodistill.amplify.quote import quote

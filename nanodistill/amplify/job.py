@@ -16,6 +16,7 @@ from nanodistill.store.db import Store
 from nanodistill.teacher.cache import SqliteTeacherCache
 from nanodistill.teacher.client import TeacherClient
 
+MAX_TARGET = 100_000
 CONFIG_FIELDS = ("target_size", "test_fraction", "concurrency", "temperature", "self_consistency", "max_cost_usd")
 
 
