@@ -333,7 +333,9 @@ def _write_outputs(model: models_db.Model, job: jobs_db.Job, folder: Path) -> Di
     folder.mkdir(parents=True, exist_ok=True)
     model_path = folder / "adapter"
     if model.adapter_path:
-        shutil.copytree(model.adapter_path, model_path, dirs_exist_ok=True, ignore=shutil.ignore_patterns("checkpoints"))
+        shutil.copytree(
+            model.adapter_path, model_path, dirs_exist_ok=True, ignore=shutil.ignore_patterns("checkpoints")
+        )
     card = render_markdown(ReportCard.model_validate(model.report)) if model.report else "Not evaluated.\n"
     (folder / "report_card.md").write_text(card, encoding="utf-8")
     metrics = {**model.metrics, "job": job.result}
