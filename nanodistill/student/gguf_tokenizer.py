@@ -53,10 +53,10 @@ _IGNORE_MERGES = {"llama-bpe"}
 TOKEN_NORMAL, TOKEN_CONTROL, TOKEN_USER_DEFINED, TOKEN_UNUSED = 1, 3, 4, 5
 
 
-def _unsupported_model(model: str) -> NanodistillError:
+def _unsupported_model(what: str) -> NanodistillError:
     return NanodistillError(
-        f"tokenizer.ggml.model is {model!r}; only byte-level BPE vocabularies ('gpt2': SmolLM, "
-        "Llama 3, Qwen2) are converted. SentencePiece ('llama') and other vocabularies are not supported."
+        f"the tokenizer is {what}; only byte-level BPE vocabularies (GGUF 'gpt2': SmolLM, Llama 3, Qwen2) "
+        "are converted. SentencePiece (GGUF 'llama') and other vocabularies are not supported."
     )
 
 
@@ -66,7 +66,7 @@ def write_hf_tokenizer(metadata: dict[str, Any], out_dir: Path, context_length: 
 
     model = metadata.get("tokenizer.ggml.model")
     if model != "gpt2":
-        raise _unsupported_model(str(model))
+        raise _unsupported_model(f"GGUF tokenizer.ggml.model={model!r}")
     pre = str(metadata.get("tokenizer.ggml.pre", "gpt-2"))
     if pre not in PRE_TOKENIZERS:
         raise NanodistillError(
@@ -158,7 +158,9 @@ def gguf_tokenizer_metadata(model_dir: Path) -> dict[str, Any]:
     model = spec.get("model") or {}
     decoder = spec.get("decoder") or {}
     if model.get("type") != "BPE" or model.get("byte_fallback") or decoder.get("type") != "ByteLevel":
-        raise _unsupported_model(f"{model.get('type')} (byte_fallback={model.get('byte_fallback')})")
+        raise _unsupported_model(
+            f"{model.get('type')} with a {decoder.get('type')} decoder (byte_fallback={model.get('byte_fallback')})"
+        )
     wanted = _signature(spec.get("pre_tokenizer"))
     pre = next((name for name, pre_spec in PRE_TOKENIZERS.items() if _signature(pre_spec) == wanted), None)
     if pre is None:
