@@ -20,11 +20,11 @@ from pathlib import Path
 
 from nanodistill.settings import Settings
 from nanodistill.student.blas import (
-    SHIM_NAME,
     blas_status,
     fast_blas_env,
     find_compiler,
     usable_cpus,
+    without_fast_blas,
 )
 
 PROBE_TIMEOUT_S = 120
@@ -92,17 +92,6 @@ def _probe(env: Mapping[str, str]) -> dict[str, object]:
     return found
 
 
-def _stock_env() -> dict[str, str]:
-    """This process's environment without nanodistill's shim preloaded."""
-    env = dict(os.environ)
-    kept = [p for p in env.get("LD_PRELOAD", "").split(":") if p and not p.endswith(SHIM_NAME)]
-    if kept:
-        env["LD_PRELOAD"] = ":".join(kept)
-    else:
-        env.pop("LD_PRELOAD", None)
-    return env
-
-
 def _compiler() -> dict[str, object]:
     compiler = find_compiler()
     if compiler is None:
@@ -135,7 +124,7 @@ def doctor_report(settings: Settings) -> dict[str, object]:
     """Everything worth knowing before training here; builds the fast BLAS shim if it is due."""
     fast_env = fast_blas_env(settings)
     status = blas_status(settings)
-    stock = _probe(_stock_env())
+    stock = _probe(without_fast_blas(os.environ))
     fast = _probe({**os.environ, **fast_env}) if fast_env else None
     stock_gflops = stock.get("gflops")
     blas: dict[str, object] = {**asdict(status), "stock_gflops": stock_gflops}

@@ -10,19 +10,22 @@ from pathlib import Path
 
 import pytest
 
-from server.cli import main
 from nanodistill.settings import Settings, load_settings
 from nanodistill.student.blas import (
     SHIM_NAME,
     blas_status,
     build_shim,
+    default_blas_threads,
     detect,
     fast_blas_env,
     find_compiler,
+    physical_cores,
+    preload_env,
     self_check,
     shim_dir,
 )
 from nanodistill.student.tiny import build_tiny_student
+from server.cli import main
 
 TARGET, WHY_NOT = detect()
 needs_slow_blas = pytest.mark.skipif(TARGET is None, reason=f"fast BLAS not applicable: {WHY_NOT}")
@@ -81,7 +84,15 @@ print(json.dumps({"losses": losses, "shim": shim}))
 
 @pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    monkeypatch.setenv("NANODISTILL_HOME", str(tmp_path / "home"))
+    """A home of its own, with no shim built yet (for the build, cache and fallback tests)."""
+    monkeypatch.setenv("NANODISTILL_HOME", str(tmp_path / "fresh-home"))
+    monkeypatch.delenv("NANODISTILL_FAST_BLAS", raising=False)
+    return load_settings()
+
+
+@pytest.fixture
+def shared(home: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """A home that shares the session's already built and checked shim."""
     monkeypatch.delenv("NANODISTILL_FAST_BLAS", raising=False)
     return load_settings()
 
@@ -158,7 +169,15 @@ def test_opt_out_keeps_the_stock_blas(settings: Settings, monkeypatch: pytest.Mo
     assert not (disabled.home / "blas").exists()
 
 
-def test_detection_does_not_import_mlx(settings: Settings) -> None:
+def test_thread_count_leaves_a_core_free_unless_the_user_chose(tmp_path: Path) -> None:
+    shim = tmp_path / SHIM_NAME
+    assert default_blas_threads() == max(1, physical_cores() - 1)
+    env = preload_env(shim, {"LD_PRELOAD": f"/other.so:{shim}"})
+    assert env == {"LD_PRELOAD": f"{shim}:/other.so", "OPENBLAS_NUM_THREADS": str(default_blas_threads())}
+    assert preload_env(shim, {"OMP_NUM_THREADS": "3"}) == {"LD_PRELOAD": str(shim)}
+
+
+def test_detection_does_not_import_mlx(shared: Settings) -> None:
     code = (
         "import sys\n"
         "from nanodistill.settings import load_settings\n"
@@ -172,7 +191,7 @@ def test_detection_does_not_import_mlx(settings: Settings) -> None:
 
 @needs_slow_blas
 @needs_compiler
-def test_reexec_preloads_the_shim_once(settings: Settings) -> None:
+def test_reexec_preloads_the_shim_once(shared: Settings) -> None:
     code = (
         "import os\n"
         "print('start', flush=True)\n"
@@ -183,19 +202,15 @@ def test_reexec_preloads_the_shim_once(settings: Settings) -> None:
         "reexec_with_fast_blas(settings)\n"
         "print('active', blas_status(settings).active)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ
-    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ)
     assert out.stdout.split("\n")[:-1] == ["start", "start", "active True"]
 
 
 @needs_slow_blas
 @needs_compiler
-def test_training_gives_the_same_losses_with_and_without_the_fast_path(
-    settings: Settings, tmp_path: Path
-) -> None:
+def test_training_gives_the_same_losses_with_and_without_the_fast_path(shared: Settings, tmp_path: Path) -> None:
     student = build_tiny_student(tmp_path / "tiny", hidden_size=64, num_layers=2)
-    fast_env = fast_blas_env(settings)
+    fast_env = fast_blas_env(shared)
     assert fast_env
     runs = {}
     for name, extra in (("stock", {}), ("fast", fast_env)):
@@ -215,7 +230,7 @@ def test_training_gives_the_same_losses_with_and_without_the_fast_path(
 
 @needs_slow_blas
 @needs_compiler
-def test_doctor_json_reports_the_active_blas(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+def test_doctor_json_reports_the_active_blas(shared: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["doctor", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     blas = report["blas"]
@@ -227,7 +242,7 @@ def test_doctor_json_reports_the_active_blas(settings: Settings, capsys: pytest.
     assert blas["stock_gflops"] > 0
     assert report["device"]["device"] == "cpu"
     assert report["packages"]["mlx_build"] == "cpu"
-    assert report["home"]["path"] == str(settings.home)
+    assert report["home"]["path"] == str(shared.home)
     assert report["compiler"]["command"]
 
     assert main(["doctor"]) == 0
