@@ -459,9 +459,10 @@ def _build_and_check(folder: Path, target: Target, compiler: list[str]) -> dict[
         shim = folder / SHIM_NAME
         failure = build_shim(shim_source(target), shim, compiler)
         result = CheckResult(False, f"could not compile the shim: {failure}", {}) if failure else self_check(shim)
+        retry = f" (delete {folder} to build and check again)"
         verdict: dict[str, object] = {
             "passed": result.passed,
-            "reason": result.reason,
+            "reason": None if result.passed else f"{result.reason}{retry}",
             "worst_error": result.worst_error,
             "compiler": shlex.join(compiler),
             "fast_lib": str(target.fast_lib),
