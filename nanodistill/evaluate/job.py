@@ -14,6 +14,7 @@ import anyio.from_thread
 
 from nanodistill.data.chat import ReasoningMode
 from nanodistill.errors import NanodistillError
+from nanodistill.evaluate.leakage import split_leaked
 from nanodistill.evaluate.run import TestExample, TestSource
 from nanodistill.jobs.context import JobContext
 from nanodistill.store import datasets as ds
@@ -43,9 +44,17 @@ async def test_sources(store: Store, dataset_id: str | None, test_dataset_id: st
 
 
 async def train_inputs(store: Store, dataset_id: str | None) -> list[str]:
+    """Inputs the student was trained on: the train split less the rows the train job's leakage check
+    left out (near-duplicates of the dataset's own held-out or test inputs), so a held-out example
+    whose twin never reached training is not dropped from the evaluation as leaked."""
     if not dataset_id:
         return []
-    return [e.input async for e in ds.iter_examples(store, dataset_id, ("train",))]
+    train: list[str] = []
+    held_out: list[str] = []
+    async for example in ds.iter_examples(store, dataset_id):
+        (train if example.split == "train" else held_out).append(example.input)
+    kept, _ = split_leaked(held_out, train)
+    return [train[i] for i in kept]
 
 
 async def run_evaluate_job(ctx: JobContext) -> dict[str, Any]:
