@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
 from nanodistill.errors import NanodistillError
@@ -221,3 +224,23 @@ async def test_probe_api_base(server: TeacherServer) -> None:
         await probe_api_base(dead)
     with pytest.raises(NanodistillError, match="not an http"):
         await probe_api_base("ftp://example")
+
+
+@pytest.mark.anyio
+async def test_the_server_runs_as_its_own_process_with_an_admin_endpoint() -> None:
+    command = [sys.executable, "-m", "nanodistill.testing.teacher_server", "--port", "0"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            info = json.loads(process.stdout.readline())
+            admin = info["url"].removesuffix("/v1") + "/admin"
+            async with httpx.AsyncClient() as http:
+                response = await http.post(admin + "/faults", json={"server_error": 1})
+                assert response.json()["server_error"] == 1
+                assert (await http.post(admin + "/faults", json={"nonsense": 1})).status_code == 400
+                client = TeacherClient(info["model"], api_base=info["url"], backoff_base_s=0.05)
+                assert (await client.complete(HELLO)).text == "echo: hello teacher"
+                stats = (await http.get(admin + "/stats")).json()
+            assert stats["calls"] == 2 and client.totals.retries == 1
+        finally:
+            process.terminate()

@@ -29,6 +29,9 @@ _HINTS = {
     403: "the API key may not use this model",
     404: "check the model name and api_base",
 }
+# Sent once a model proved unpriced: LiteLLM then skips its costly price-map search on every call;
+# the client still reports those calls as unpriced (cost None), never as free.
+_ZERO_PRICE = {"input_cost_per_token": 0.0, "output_cost_per_token": 0.0}
 
 
 class TeacherError(NanodistillError):
@@ -95,6 +98,8 @@ class TeacherClient:
         self.api_base = api_base
         self.api_key_env = api_key_env
         self.routed_model = route_model(model, api_base)
+        self.concurrency = concurrency
+        self.rpm = rpm
         self.timeout_s = timeout_s
         self.max_retries = max_retries
         self.cache = cache
@@ -182,6 +187,10 @@ class TeacherClient:
         }
         if self.api_base:
             kwargs["api_base"] = self.api_base
+        if self._custom_price is not None:
+            kwargs.update(self._custom_price)
+        elif self._unpriced:
+            kwargs.update(_ZERO_PRICE)
         key = api_key(self.api_key_env, self.api_base)
         if key is not None:
             kwargs["api_key"] = key
@@ -207,15 +216,32 @@ class TeacherClient:
         return CachedReply(text, prompt_tokens, completion_tokens, cost, latency)
 
     def _cost(self, litellm: ModuleType, response: Any) -> float | None:
-        """USD for one reply from LiteLLM's price map (or the custom price); None when unpriced."""
+        """USD for one reply: the cost LiteLLM computed with `completion_cost` while answering (from its
+        price map or the per-call custom price), else computed here; None when the model is unpriced."""
         if self._unpriced:
             return None
+        cost = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
+        if cost is None:
+            try:
+                cost = litellm.completion_cost(completion_response=response, custom_cost_per_token=self._custom_price)
+            except Exception:
+                self._unpriced = True
+                return None
+        return float(cost)
+
+    def price(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """What this many tokens would cost with this teacher (for quotes); None when unpriced."""
+        litellm = load_litellm()
         try:
-            cost = litellm.completion_cost(completion_response=response, custom_cost_per_token=self._custom_price)
-            return float(cost)
+            prompt_usd, completion_usd = litellm.cost_per_token(
+                model=self.routed_model,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                custom_cost_per_token=self._custom_price,
+            )
         except Exception:
-            self._unpriced = True
             return None
+        return float(prompt_usd + completion_usd)
 
     def _secrets(self) -> tuple[str, ...]:
         key = api_key(self.api_key_env, self.api_base)

@@ -1,0 +1,152 @@
+"""Reading teacher replies tolerantly: JSON first, then the shapes models drift into.
+
+Each parser returns None for a reply it cannot read, and the pipeline counts it as malformed.
+Nothing is guessed: a reply counts only when it has the asked-for fields or list items.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import BaseModel, ValidationError, field_validator
+
+_FENCE = re.compile(r"```[\w-]*\s*\n(.*?)```", re.DOTALL)
+_ITEM = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+(.*\S)\s*$")
+_JSON_FIELD = r'"{name}"\s*:\s*"((?:[^"\\]|\\.)*)"'
+_LABELLED = re.compile(
+    r"^\W*(?:reasoning|rationale)\W*:\s*(?P<reasoning>.+?)^\W*(?:final\s+)?answer\W*:\s*(?P<answer>.+?)\s*\Z",
+    re.IGNORECASE | re.MULTILINE | re.DOTALL,
+)
+_REASONING_KEYS = ("reasoning", "rationale", "thinking", "explanation")
+_ANSWER_KEYS = ("answer", "output", "final_answer", "label")
+
+
+class GeneratedInputs(BaseModel):
+    inputs: list[str]
+
+    @field_validator("inputs", mode="before")
+    @classmethod
+    def _texts(cls, value: Any) -> Any:
+        """Items may be strings or {"input": ...} objects; blanks are dropped."""
+        if not isinstance(value, list):
+            return value
+        texts = [item.get("input") if isinstance(item, dict) else item for item in value]
+        return [text.strip() for text in texts if isinstance(text, str) and text.strip()]
+
+
+class AnswerReply(BaseModel):
+    reasoning: str
+    answer: str
+
+    @field_validator("reasoning", "answer", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        """Structured answers (objects, lists, numbers) are kept as compact JSON text."""
+        if value is None:
+            return value
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        if not text.strip():
+            raise ValueError("empty")
+        return text.strip()
+
+
+def _json_values(text: str) -> Iterator[Any]:
+    """Every JSON value the reply plausibly holds: all of it, fenced blocks, the outermost braces."""
+    candidates = [text.strip(), *(block.strip() for block in _FENCE.findall(text))]
+    for opening, closing in (("{", "}"), ("[", "]")):
+        start, end = text.find(opening), text.rfind(closing)
+        if 0 <= start < end:
+            candidates.append(text[start : end + 1])
+    for candidate in candidates:
+        try:
+            yield json.loads(candidate, strict=False)
+        except ValueError:
+            continue
+
+
+def _unquote(text: str) -> str:
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        return text[1:-1].strip()
+    return text
+
+
+def _listed_items(text: str) -> list[str]:
+    """Numbered or bulleted items; indented lines continue the item above (multi-line inputs)."""
+    items: list[str] = []
+    in_list = False
+    for line in text.splitlines():
+        indented = line[:1].isspace()
+        found = _ITEM.match(line)
+        if found and not (in_list and indented):
+            items.append(_unquote(found.group(1).strip()))
+            in_list = True
+        elif in_list and indented and line.strip():
+            items[-1] += "\n" + line.strip()
+        elif line.strip():
+            in_list = False
+    return [item for item in items if item]
+
+
+def parse_inputs(text: str) -> list[str] | None:
+    """New inputs from a generation reply: {"inputs": [...]}, a bare list, or a numbered list."""
+    for value in _json_values(text):
+        if isinstance(value, dict):
+            value = value.get("inputs")
+        if isinstance(value, list):
+            try:
+                inputs = GeneratedInputs(inputs=value).inputs
+            except ValidationError:
+                continue
+            if inputs:
+                return inputs
+    return _listed_items(text) or None
+
+
+def _first(mapping: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    lowered = {str(k).lower(): v for k, v in mapping.items()}
+    return next((lowered[k] for k in keys if k in lowered), None)
+
+
+def _json_field(text: str, name: str) -> str | None:
+    found = re.search(_JSON_FIELD.format(name=name), text)
+    if not found:
+        return None
+    try:
+        decoded: str = json.loads(f'"{found.group(1)}"')
+    except ValueError:
+        return None
+    return decoded
+
+
+def parse_answer(text: str) -> AnswerReply | None:
+    """Reasoning and answer from a reply: JSON, JSON fields in a broken object, or labelled lines."""
+    for value in _json_values(text):
+        if isinstance(value, dict):
+            try:
+                return AnswerReply(reasoning=_first(value, _REASONING_KEYS), answer=_first(value, _ANSWER_KEYS))
+            except ValidationError:
+                continue
+    attempts = [(_json_field(text, "reasoning"), _json_field(text, "answer"))]
+    labelled = _LABELLED.search(text)
+    if labelled:
+        attempts.append((labelled["reasoning"], labelled["answer"]))
+    for reasoning, answer in attempts:
+        try:
+            return AnswerReply.model_validate({"reasoning": reasoning, "answer": answer})
+        except ValidationError:
+            continue
+    return None
+
+
+def parse_policy(text: str) -> str | None:
+    """The policy text; a reply that opens like JSON must be a {"policy": ...} object."""
+    stripped = text.strip()
+    if not stripped.startswith(("{", "[")):
+        return stripped or None
+    for value in _json_values(stripped):
+        if isinstance(value, dict) and isinstance(value.get("policy"), str) and value["policy"].strip():
+            return str(value["policy"]).strip()
+    return None
