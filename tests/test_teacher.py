@@ -169,6 +169,17 @@ async def test_unreachable_server_fails_after_retries() -> None:
 
 
 @pytest.mark.anyio
+async def test_a_missing_key_variable_is_never_replaced_by_another_key(
+    server: TeacherServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MY_TEACHER_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    with pytest.raises(NanodistillError, match="MY_TEACHER_KEY"):
+        await _client(server, api_key_env="MY_TEACHER_KEY").complete(HELLO)
+    assert server.calls == 0
+
+
+@pytest.mark.anyio
 async def test_empty_replies_are_not_cached(server: TeacherServer, store: Store) -> None:
     server.faults.empty = 1
     client = _client(server, cache=SqliteTeacherCache(store))

@@ -97,7 +97,8 @@ def _never_stop() -> bool:
 @dataclass
 class AmplifyHooks:
     """How the caller hears about results as they happen; each hook is awaited before going on,
-    so an example the caller has committed is never lost to a later crash."""
+    so an example the caller has committed is never lost to a later crash. `should_stop` is
+    polled between calls and several times a second: keep it to reading a flag."""
 
     on_seed_trace: Callable[[int, str, str, bool], Awaitable[None]] = _ignore_trace
     on_policy: Callable[[str], Awaitable[None]] = _ignore_policy

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from urllib.parse import urlsplit
 
 import httpx
 
 from nanodistill.errors import NanodistillError
-from nanodistill.teacher.provider import load_litellm, route_model
+from nanodistill.teacher.provider import api_key, load_litellm, route_model
 
 PROBE_TIMEOUT_S = 3.0
 
@@ -17,11 +16,7 @@ def check_teacher(model: str, api_base: str | None, api_key_env: str | None) -> 
     """Raise NanodistillError when LiteLLM cannot route `model` or its API key is missing."""
     if not model.strip():
         raise NanodistillError("teacher model is empty: pass a model such as 'anthropic/claude-sonnet-4-5'")
-    if api_key_env is not None and not os.environ.get(api_key_env):
-        raise NanodistillError(
-            f"api_key_env names {api_key_env}, but that environment variable is not set: "
-            f"set {api_key_env} in the environment of the server, or drop api_key_env"
-        )
+    api_key(api_key_env, api_base)  # raises when api_key_env names an unset variable
     litellm = load_litellm()
     routed = route_model(model, api_base)
     try:

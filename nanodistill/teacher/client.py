@@ -145,15 +145,16 @@ class TeacherClient:
 
     async def _call_with_retries(self, messages: list[dict[str, str]], params: dict[str, Any]) -> CachedReply:
         litellm = load_litellm()
+        key = api_key(self.api_key_env, self.api_base)
         attempt = 0
         while True:
             await self._wait_turn()
             try:
                 async with self._limiter:
-                    return await self._call_once(litellm, messages, params)
+                    return await self._call_once(litellm, messages, params, key)
             except Exception as exc:
                 failure = classify(exc)
-                detail = redact(str(exc), self._secrets())[:300]
+                detail = redact(str(exc), (key,) if key else ())[:300]
                 if not failure.retryable or attempt >= self.max_retries:
                     raise TeacherError(self._give_up_message(failure, attempt + 1, detail)) from None
             wait = backoff_s(attempt, failure, base_s=self.backoff_base_s, cap_s=self.backoff_cap_s)
@@ -174,7 +175,7 @@ class TeacherClient:
         await self._rate.acquire()
 
     async def _call_once(
-        self, litellm: ModuleType, messages: list[dict[str, str]], params: dict[str, Any]
+        self, litellm: ModuleType, messages: list[dict[str, str]], params: dict[str, Any], key: str | None
     ) -> CachedReply:
         kwargs: dict[str, Any] = {
             "model": self.routed_model,
@@ -191,7 +192,6 @@ class TeacherClient:
             kwargs.update(self._custom_price)
         elif self._unpriced:
             kwargs.update(_ZERO_PRICE)
-        key = api_key(self.api_key_env, self.api_base)
         if key is not None:
             kwargs["api_key"] = key
         started = time.monotonic()
@@ -242,10 +242,6 @@ class TeacherClient:
         except Exception:
             return None
         return float(prompt_usd + completion_usd)
-
-    def _secrets(self) -> tuple[str, ...]:
-        key = api_key(self.api_key_env, self.api_base)
-        return (key,) if key else ()
 
     def _give_up_message(self, failure: Failure, attempts: int, detail: str) -> str:
         where = f" at {self.api_base}" if self.api_base else ""

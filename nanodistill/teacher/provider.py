@@ -11,6 +11,8 @@ import os
 import re
 from types import ModuleType
 
+from nanodistill.errors import NanodistillError
+
 PLACEHOLDER_KEY = "sk-nanodistill-no-key"
 _KEY_LIKE = re.compile(r"\b(sk|key|pk|rk|api)[-_][A-Za-z0-9_\-]{8,}")
 
@@ -40,7 +42,13 @@ def api_key(api_key_env: str | None, api_base: str | None) -> str | None:
     (so a provider key from the environment is never sent to a custom URL); else None, letting
     LiteLLM read its provider's default variable."""
     if api_key_env:
-        return os.environ.get(api_key_env) or None
+        value = os.environ.get(api_key_env)
+        if not value:
+            raise NanodistillError(
+                f"api_key_env names {api_key_env}, but that environment variable is not set: "
+                f"set {api_key_env} in the environment of the server, or drop api_key_env"
+            )
+        return value
     return PLACEHOLDER_KEY if api_base else None
 
 
