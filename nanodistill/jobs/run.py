@@ -100,30 +100,46 @@ async def run_job(job_id: str) -> int:
 
 
 async def _run(ctx: JobContext, handler: Handler) -> None:
-    status, fields = await execute(ctx, handler)
-    await _finish(ctx, status, **fields)
+    await execute(ctx, handler)
 
 
 async def execute(ctx: JobContext, handler: Handler) -> tuple[str, dict[str, Any]]:
-    """Run a handler (in the compute slot when its kind needs one); map how it ended to a status."""
+    """Run a handler (in the compute slot when its kind needs one), map how it ended to a status and
+    record it. The end is recorded before the slot is released, so the job that waited for the slot
+    never starts while this one still shows `running`."""
+    if ctx.job.kind not in COMPUTE_KINDS:
+        return await _record(ctx, await _outcome(ctx, handler))
     try:
-        if ctx.job.kind in COMPUTE_KINDS:
-            async with compute_slot(ctx):
-                await _mark_running(ctx)
-                result = await handler(ctx)
-        else:
-            await _mark_running(ctx)
-            result = await handler(ctx)
-    except JobCancelled:
-        return "cancelled", {"note": "cancelled on request; what was produced so far is kept"}
-    except NanodistillError as exc:
-        return "failed", {"error": str(exc)}
+        async with compute_slot(ctx):
+            return await _record(ctx, await _outcome(ctx, handler))
+    except Exception as exc:  # raised while taking the slot (a cancel while waiting, an OS error)
+        return await _record(ctx, _failure(ctx, exc))
+
+
+async def _record(ctx: JobContext, outcome: tuple[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    status, fields = outcome
+    await _finish(ctx, status, **fields)
+    return outcome
+
+
+async def _outcome(ctx: JobContext, handler: Handler) -> tuple[str, dict[str, Any]]:
+    try:
+        await _mark_running(ctx)
+        result = await handler(ctx)
     except Exception as exc:
-        logging.error("job %s crashed:\n%s", ctx.id, traceback.format_exc())
-        return "failed", {"error": f"internal error ({type(exc).__name__}: {exc}); see the job log"}
+        return _failure(ctx, exc)
     if ctx.should_stop() and result.get("stopped") == "cancelled":
         return "cancelled", {"result": result, "note": "cancelled on request; what was produced is kept"}
     return "succeeded", {"result": result, "note": result.get("note")}
+
+
+def _failure(ctx: JobContext, exc: Exception) -> tuple[str, dict[str, Any]]:
+    if isinstance(exc, JobCancelled):
+        return "cancelled", {"note": "cancelled on request; what was produced so far is kept"}
+    if isinstance(exc, NanodistillError):
+        return "failed", {"error": str(exc)}
+    logging.error("job %s crashed:\n%s", ctx.id, traceback.format_exc())
+    return "failed", {"error": f"internal error ({type(exc).__name__}: {exc}); see the job log"}
 
 
 async def run_child(parent: JobContext, stage: str, kind: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -148,7 +164,6 @@ async def run_child(parent: JobContext, stage: str, kind: str, params: dict[str,
     ctx = JobContext(store=parent.store, settings=parent.settings, job=await jobs_db.get_job(parent.store, child_id),
                      cancel=parent.cancel, parent=parent)
     status, fields = await execute(ctx, load_handler(kind))
-    await _finish(ctx, status, **fields)
     if status == "cancelled":
         raise JobCancelled
     if status == "failed":

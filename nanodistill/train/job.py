@@ -7,11 +7,13 @@ the event loop as job events, progress and metrics. A resumed job re-renders the
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.from_thread
 
+from nanodistill.errors import NanodistillError
 from nanodistill.evaluate.leakage import split_leaked
 from nanodistill.jobs.context import JobContext
 from nanodistill.store import datasets as ds
@@ -50,6 +52,22 @@ async def training_rows(store: Store, dataset_id: str) -> tuple[list[TrainRow], 
     return [rows[i] for i in kept], test_inputs, len(dropped)
 
 
+def fetch_hub_model(hub_id: str) -> str:
+    """Download a Hugging Face id once (mlx-lm's file patterns) and return its local folder; a readable
+    NanodistillError naming the id when it cannot be fetched (offline, no such repo, gated)."""
+    from mlx_lm.utils import _download
+
+    try:
+        return str(_download(hub_id))
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise NanodistillError(
+            f"base_model {hub_id!r} could not be downloaded from the Hugging Face Hub ({type(exc).__name__}: "
+            f"{reason[:300]}). Check the id and the network, or give a local model folder, a .gguf file, "
+            "ollama:NAME[:TAG] or 'smollm2-135m'."
+        ) from exc
+
+
 async def run_train_job(ctx: JobContext) -> dict[str, Any]:
     p = ctx.params
     store = ctx.store
@@ -59,6 +77,8 @@ async def run_train_job(ctx: JobContext) -> dict[str, Any]:
     from nanodistill.student.imports import resolve_base_model
 
     base_path = await anyio.to_thread.run_sync(resolve_base_model, p["base_model"], ctx.settings)
+    if not Path(base_path).exists():
+        base_path = await anyio.to_thread.run_sync(fetch_hub_model, base_path)
 
     await ctx.stage("preparing data")
     rows, test_inputs, leaked = await training_rows(store, dataset.id)
