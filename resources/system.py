@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 
 import anyio
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import MCPServer
 
-from tools._common import runtime
+from nanodistill.settings import load_settings
 
 
-async def system_resource(ctx: Context) -> str:
+async def system_resource() -> str:
     from nanodistill.doctor import doctor_report
 
-    report = await anyio.to_thread.run_sync(doctor_report, runtime(ctx).settings)
+    report = await anyio.to_thread.run_sync(doctor_report, load_settings())
     return json.dumps(report, indent=2, default=str)
 
 

@@ -596,9 +596,9 @@ async def test_export_all_formats_to_artifacts(client: Client, home: Path) -> No
         assert not list(path.parent.glob("*.partial"))
         written[fmt] = lines(path)
     assert written["jsonl"] == [
-        {"input": "The food was great", "output": "positive", "reasoning": "praises the food"},
-        {"input": "Terrible service", "output": "negative"},
-        {"input": 'Ünïcödé ☃ "quotes"\nnewline', "output": "neutral", "reasoning": "  spaced  "},
+        {"input": "The food was great", "output": "positive", "reasoning": "praises the food", "split": "train"},
+        {"input": "Terrible service", "output": "negative", "split": "train"},
+        {"input": 'Ünïcödé ☃ "quotes"\nnewline', "output": "neutral", "reasoning": "  spaced  ", "split": "train"},
     ]
     system = {"role": "system", "content": "Classify the sentiment."}
     assert written["chat"] == [

@@ -251,8 +251,6 @@ def test_training_rejects_bad_input(student: Path, data_dir: Path, tmp_path: Pat
         train(config(student), tmp_path / "no-data", tmp_path / "out")
     with pytest.raises(NanodistillError, match="batch_size"):
         train(config(student, batch_size=13), data_dir, tmp_path / "out")
-    with pytest.raises(NanodistillError, match="num_layers"):
-        train(config(student, num_layers=3), data_dir, tmp_path / "out")
     with pytest.raises(NanodistillError, match="iters"):
         check_config(config(student, iters=0))
     with pytest.raises(NanodistillError, match="method"):
@@ -274,3 +272,9 @@ def test_loss_plot_png(n_points: int) -> None:
     ]
     png = loss_plot_png(reports)
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 1000
+
+
+def test_num_layers_beyond_the_model_adapts_every_layer(student: Path, data_dir: Path, tmp_path: Path) -> None:
+    result = train(config(student, num_layers=16, iters=2), data_dir, tmp_path / "out")
+    assert result.iterations_done == 2
+    assert generate(student, tmp_path / "out")

@@ -75,8 +75,7 @@ class ExportResult(BaseModel):
 def _rows_from(examples: list[dict[str, Any]] | None, path: str | None, roots: tuple[Path, ...]) -> Iterator[Row]:
     if (examples is None) == (path is None):
         raise NanodistillError(
-            "Give exactly one of 'examples' (a list of {input, output} objects) or 'path' (a JSON, JSONL or "
-            "CSV file)."
+            "Give exactly one of 'examples' (a list of {input, output} objects) or 'path' (a JSON, JSONL or CSV file)."
         )
     if examples is not None:
         if not isinstance(examples, list):
@@ -86,6 +85,11 @@ def _rows_from(examples: list[dict[str, Any]] | None, path: str | None, roots: t
         return inline_rows(examples)
     assert path is not None
     return file_rows(resolve_import_path(path, roots))
+
+
+def _require_rows(added: ds.AddResult, path: str | None) -> None:
+    if added.added + added.duplicates == 0:
+        raise NanodistillError(f"'path' {path!r} holds no examples; give a file with at least one row.")
 
 
 def _summary(dataset: ds.Dataset, examples: int, parent: str | None = None) -> DatasetSummary:
@@ -132,6 +136,7 @@ async def create_dataset(
     async with rt.store.write() as db:
         dataset_id = await ds.insert_dataset(db, name, instruction=instruction, description=description)
         added = await ds.insert_examples(db, dataset_id, rows, source=source)
+        _require_rows(added, path)
         held_out = ds.holdout_count(added.added, holdout_fraction)
         await ds.mark_holdout(db, dataset_id, held_out)
     return DatasetWriteResult(
@@ -156,6 +161,7 @@ async def add_examples(
     rows = _rows_from(examples, path, rt.settings.import_roots)
     async with rt.store.write() as db:
         added = await ds.insert_examples(db, found.id, rows, source=source)
+        _require_rows(added, path)
         await ds.bump_version(db, found.id)
     return DatasetWriteResult(
         dataset=dataset,
@@ -224,22 +230,28 @@ async def export_dataset(
 ) -> ExportResult:
     """Write a dataset to a JSONL file.
 
-    Formats: `jsonl` (input/output/reasoning), `chat` (mlx-lm / OpenAI `messages`, instruction as system
-    message, reasoning as <think>...</think>), `completions` (`prompt`/`completion`). Written under the
+    Formats: `jsonl` (input/output/reasoning/split, every row), `chat` (mlx-lm / OpenAI `messages`,
+    instruction as system message, reasoning as <think>...</think>) and `completions` (`prompt`/`completion`);
+    the two training formats hold only training rows, never the held-out ones. Written under the
     artifacts folder unless `path` (a new .jsonl file under an allowed folder) is given.
     """
     rt = runtime(ctx)
     if format not in EXPORT_FORMATS:
         raise NanodistillError(f"'format' must be one of {', '.join(EXPORT_FORMATS)}, got {format!r}.")
     found = await ds.get_dataset(rt.store, dataset)
-    target = _export_target(rt.settings.import_roots, path) if path else (
-        rt.settings.artifact_dir("exports") / f"{new_id('export')}.{format}.jsonl"
+    target = (
+        _export_target(rt.settings.import_roots, path)
+        if path
+        else (rt.settings.artifact_dir("exports") / f"{new_id('export')}.{format}.jsonl")
     )
     partial = target.with_name(target.name + ".partial")
     count = 0
+    splits = None if format == "jsonl" else ("train",)
     with partial.open("w", encoding="utf-8") as handle:
-        async for example in ds.iter_examples(rt.store, found.id):
-            handle.write(export_line(format, found.instruction, example.input, example.output, example.reasoning))
+        async for example in ds.iter_examples(rt.store, found.id, splits):
+            handle.write(
+                export_line(format, found.instruction, example.input, example.output, example.reasoning, example.split)
+            )
             handle.write("\n")
             count += 1
     partial.replace(target)

@@ -22,6 +22,7 @@ from nanodistill.store import models as models_db
 from nanodistill.store.db import Store
 
 SOURCE_SPLITS = (("holdout seeds", "holdout"), ("teacher-labelled slice", "test"))
+MIN_MAIN_SIZE = 20
 
 
 async def _examples(store: Store, dataset_id: str, splits: tuple[str, ...] | None) -> list[TestExample]:
@@ -33,13 +34,17 @@ async def _examples(store: Store, dataset_id: str, splits: tuple[str, ...] | Non
 
 
 async def test_sources(store: Store, dataset_id: str | None, test_dataset_id: str | None) -> list[TestSource]:
+    """The first source carries the verdict: the user's test set, else the held-out seeds, unless
+    there are fewer than MIN_MAIN_SIZE of them and the teacher-labelled slice is larger."""
     sources = []
     if test_dataset_id:
         test_set = await ds.get_dataset_by_id(store, test_dataset_id)
         sources.append(TestSource(f"test set {test_set.name}", await _examples(store, test_dataset_id, None)))
     if dataset_id:
-        for name, split in SOURCE_SPLITS:
-            sources.append(TestSource(name, await _examples(store, dataset_id, (split,))))
+        held = [TestSource(name, await _examples(store, dataset_id, (split,))) for name, split in SOURCE_SPLITS]
+        if len(held[0].examples) < MIN_MAIN_SIZE and len(held[1].examples) > len(held[0].examples):
+            held.reverse()
+        sources.extend(held)
     return [s for s in sources if s.examples]
 
 
@@ -55,6 +60,14 @@ async def train_inputs(store: Store, dataset_id: str | None) -> list[str]:
         (train if example.split == "train" else held_out).append(example.input)
     kept, _ = split_leaked(held_out, train)
     return [train[i] for i in kept]
+
+
+def answer_budget(sources: list[TestSource], reasoning: ReasoningMode) -> int:
+    """Tokens to allow per answer: about twice the longest gold answer, plus room to think when the
+    student was trained to reason first; a rambling base model is cut off there too."""
+    longest = max(len(e.output) for s in sources for e in s.examples)
+    answer = min(512, max(16, 2 * longest // 3 + 8))
+    return answer + (320 if reasoning == "full" else 0)
 
 
 async def run_evaluate_job(ctx: JobContext) -> dict[str, Any]:
@@ -76,7 +89,7 @@ async def run_evaluate_job(ctx: JobContext) -> dict[str, Any]:
     student = await anyio.to_thread.run_sync(load_student, model.base_model, model.adapter_path)
     base = await anyio.to_thread.run_sync(load_student, model.base_model, None) if p["compare_base"] else None
     reasoning: ReasoningMode = "full" if model.reasoning == "full" else "none"
-    max_tokens = p.get("max_tokens") or (384 if reasoning == "full" else 64)
+    max_tokens = p.get("max_tokens") or answer_budget(sources, reasoning)
     seen = await train_inputs(ctx.store, model.dataset_id)
 
     def on_progress(done: int, total: int) -> None:

@@ -12,6 +12,7 @@ from itertools import islice
 from typing import Any
 
 import aiosqlite
+import anyio
 
 from nanodistill.data.rows import Row
 from nanodistill.errors import NanodistillError
@@ -150,19 +151,33 @@ async def insert_examples(
     prov = json.dumps(provenance or {})
     added = duplicates = 0
     iterator: Iterator[Row] = iter(rows)
-    while batch := list(islice(iterator, INSERT_BATCH)):
+    while batch := await anyio.to_thread.run_sync(_next_batch, iterator):
         stamp = now()
         params = []
         for row in batch:
             params.append(
-                (dataset_id, position, row.input, row.output, row.reasoning, source, split, prov,
-                 content_hash(row), stamp)
+                (
+                    dataset_id,
+                    position,
+                    row.input,
+                    row.output,
+                    row.reasoning,
+                    source,
+                    split,
+                    prov,
+                    content_hash(row),
+                    len(row.input),
+                    len(row.output),
+                    int(bool(row.reasoning)),
+                    stamp,
+                )
             )
             position += 1
         before = db.total_changes
         await db.executemany(
             "INSERT OR IGNORE INTO examples (dataset_id, position, input, output, reasoning, source, split, "
-            "provenance, content_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "provenance, content_hash, input_chars, output_chars, has_reasoning, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             params,
         )
         inserted = db.total_changes - before
@@ -177,6 +192,11 @@ async def insert_examples(
 
 async def bump_version(db: aiosqlite.Connection, dataset_id: str) -> None:
     await db.execute("UPDATE datasets SET version = version + 1, updated_at = ? WHERE id = ?", (now(), dataset_id))
+
+
+def _next_batch(rows: Iterator[Row]) -> list[Row]:
+    """Read and validate the next batch in a worker thread: parsing a big file never blocks the loop."""
+    return list(islice(rows, INSERT_BATCH))
 
 
 def holdout_count(n_rows: int, fraction: float | None) -> int:
@@ -240,7 +260,8 @@ async def list_datasets(
 
 async def dataset_counts(store: Store, dataset_id: str) -> dict[str, dict[str, int]]:
     rows = await store.fetchall(
-        "SELECT source, split, COUNT(*) AS n FROM examples WHERE dataset_id = ? GROUP BY source, split",
+        "SELECT source, split, COUNT(*) AS n FROM examples INDEXED BY examples_summary WHERE dataset_id = ? "
+        "GROUP BY source, split",
         (dataset_id,),
     )
     by_source: dict[str, int] = {}
@@ -253,9 +274,9 @@ async def dataset_counts(store: Store, dataset_id: str) -> dict[str, dict[str, i
 
 async def dataset_lengths(store: Store, dataset_id: str) -> dict[str, float]:
     row = await store.fetchone(
-        "SELECT COUNT(*) AS n, AVG(LENGTH(input)) AS avg_in, MAX(LENGTH(input)) AS max_in, "
-        "AVG(LENGTH(output)) AS avg_out, MAX(LENGTH(output)) AS max_out, "
-        "SUM(reasoning IS NOT NULL) AS with_reasoning FROM examples WHERE dataset_id = ?",
+        "SELECT COUNT(*) AS n, AVG(input_chars) AS avg_in, MAX(input_chars) AS max_in, "
+        "AVG(output_chars) AS avg_out, MAX(output_chars) AS max_out, "
+        "SUM(has_reasoning) AS with_reasoning FROM examples INDEXED BY examples_summary WHERE dataset_id = ?",
         (dataset_id,),
     )
     assert row is not None

@@ -29,10 +29,15 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             split TEXT NOT NULL DEFAULT 'train' CHECK (split IN ('train', 'holdout', 'test')),
             provenance TEXT NOT NULL DEFAULT '{}',
             content_hash TEXT NOT NULL,
+            input_chars INTEGER NOT NULL,
+            output_chars INTEGER NOT NULL,
+            has_reasoning INTEGER NOT NULL,
             created_at REAL NOT NULL,
             UNIQUE (dataset_id, content_hash),
             UNIQUE (dataset_id, position)
         );
+        CREATE INDEX examples_summary
+            ON examples(dataset_id, source, split, input_chars, output_chars, has_reasoning);
         """,
     ),
     (

@@ -215,12 +215,9 @@ def _make_trainable(model: nn.Module, config: TrainConfig) -> None:
         model.unfreeze()
         return
     n_layers = len(cast(Any, model).layers)
-    if config.num_layers > n_layers:
-        raise NanodistillError(
-            f"num_layers={config.num_layers} but the base model has {n_layers} layers: use at most "
-            f"{n_layers}, or -1 for all."
-        )
-    linear_to_lora_layers(model, config.num_layers, _lora_parameters(config), use_dora=config.method == "dora")
+    # As mlx-lm does: asking for more layers than the model has adapts all of them.
+    layers = n_layers if config.num_layers < 0 else min(config.num_layers, n_layers)
+    linear_to_lora_layers(model, layers, _lora_parameters(config), use_dora=config.method == "dora")
 
 
 def _lora_parameters(config: TrainConfig) -> dict[str, float]:
