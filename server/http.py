@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 
 import anyio
 from mcp.server.mcpserver import MCPServer
@@ -10,6 +11,17 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nanodistill.settings import Settings
+
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class BearerTokenMiddleware:
@@ -37,6 +49,11 @@ class BearerTokenMiddleware:
 
 
 def security_for(host: str, port: int) -> TransportSecuritySettings:
+    """On loopback, only loopback Host/Origin headers pass (DNS-rebinding protection). Beyond loopback
+    the server has a bearer token, which a rebinding page cannot send, and clients reach it by names
+    we cannot list, so the Host check is off there."""
+    if not is_loopback(host):
+        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
     hosts = {host, "127.0.0.1", "localhost", "[::1]"}
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True,

@@ -69,13 +69,11 @@ async def test_stdio_as_claude_desktop_runs_it(tmp_path: Path) -> None:
         assert [e["input"] for e in page["examples"]] == ["question 10", "question 11"]
         target = tmp_path / "export.jsonl"
         exported = await call(client, "export_dataset", dataset="stdio-set", format="chat", path=str(target))
-        assert exported["rows"] == 12
+        assert exported["rows"] == 10  # the 2 held-out seeds never go into a training export
         rows = [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines()]
-        assert rows[0]["messages"] == [
-            {"role": "system", "content": "Answer."},
-            {"role": "user", "content": "question 0"},
-            {"role": "assistant", "content": "answer 0"},
-        ]
+        first = rows[0]["messages"]
+        assert first[0] == {"role": "system", "content": "Answer."}
+        assert first[2]["content"] == first[1]["content"].replace("question", "answer")
         assert (await client.call_tool("get_dataset", {"dataset": "missing"})).is_error
     assert (tmp_path / "home" / "nanodistill.db").is_file()
 
