@@ -149,7 +149,8 @@ async def export_model(
 
 async def import_model(source: str, ctx: Context, name: str | None = None) -> JobView:
     """Register a model you already have as a student base, as a background `import` job: a .gguf file
-    (llama family: Llama, SmolLM, Mistral, Qwen2; F32/F16/Q8_0/Q4_0/Q4_1), `ollama:NAME[:TAG]`,
+    (llama and qwen2 architectures with a byte-level BPE vocabulary, e.g. Llama 3, SmolLM, Qwen2; tensor
+    types F32, F16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K), `ollama:NAME[:TAG]`,
     `smollm2-135m` (SmolLM2-135M-Instruct from PyPI), or an MLX/HF folder. GGUFs are converted once to
     an MLX folder, verified against the original's logits, and cached by content hash. Use the
     resulting model's name or id as train_student's base_model."""
