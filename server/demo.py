@@ -23,10 +23,10 @@ SEEDS = 10
 TARGET_SIZE = 240
 PRETRAINED = "smollm2-135m"
 TRAINING_PRETRAINED = {
-    "iters": 60,
+    "iters": 40,
     "batch_size": 8,
     "learning_rate": 2e-4,
-    "num_layers": -1,
+    "num_layers": 8,
     "reasoning": "none",
     "steps_per_eval": 20,
     "save_every": 20,
