@@ -6,7 +6,6 @@ instead of surfacing as a stack trace from deep inside the loader.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -15,8 +14,7 @@ from typing import Any, cast
 
 from nanodistill.data.chat import THINK_CLOSE, THINK_OPEN
 from nanodistill.errors import NanodistillError
-
-_HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
+from nanodistill.student.files import check_model_files
 
 
 @dataclass
@@ -33,32 +31,6 @@ class LoadedStudent:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
 
-def _check_base(base_model: str) -> None:
-    path = Path(base_model).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise NanodistillError(
-                f"base_model folder {path} has no config.json: point it at an MLX or Hugging Face model folder."
-            )
-        return
-    if not _HUB_ID.fullmatch(base_model):
-        raise NanodistillError(
-            f"base_model {base_model!r} not found: no folder at {path}; give an existing model folder "
-            "or a Hugging Face id like 'org/name'."
-        )
-
-
-def _check_adapter(adapter_path: str) -> None:
-    path = Path(adapter_path).expanduser()
-    if not path.is_dir():
-        raise NanodistillError(f"adapter_path {path} does not exist: train the student first or fix the path.")
-    for name in ("adapter_config.json", "adapters.safetensors"):
-        if not (path / name).is_file():
-            raise NanodistillError(
-                f"adapter_path {path} has no {name}: the training run that made it did not finish saving."
-            )
-
-
 def _special_strings(tokenizer: Any) -> tuple[str, ...]:
     """Special-token texts to strip from answers, longest first: the named ones (eos, pad...) and
     added tokens flagged special (chat markers); the think markers are kept for split_reasoning."""
@@ -72,9 +44,7 @@ def load_student(base_model: str, adapter_path: str | None) -> LoadedStudent:
     students are trained and queried as chats."""
     from mlx_lm.utils import load
 
-    _check_base(base_model)
-    if adapter_path is not None:
-        _check_adapter(adapter_path)
+    check_model_files(base_model, adapter_path)
     local = Path(base_model).expanduser()
     source = str(local) if local.is_dir() else base_model
     adapter = str(Path(adapter_path).expanduser()) if adapter_path is not None else None
