@@ -88,6 +88,8 @@ async def run_job(job_id: str) -> int:
                 db, job_id, pid=os.getpid(), heartbeat_at=now(), attempts=job.attempts + 1, error=None
             )
         ctx = JobContext(store=store, settings=settings, job=await jobs_db.get_job(store, job_id))
+        if job.kind in MLX_KINDS:
+            await _report_blas(ctx)
         handler = load_handler(job.kind)
         async with anyio.create_task_group() as tg:
             tg.start_soon(_heartbeat, ctx)
@@ -97,6 +99,21 @@ async def run_job(job_id: str) -> int:
         return 0
     finally:
         await store.close()
+
+
+async def _report_blas(ctx: JobContext) -> None:
+    """Say once, in the job's events, which BLAS this MLX process runs on and why."""
+    from nanodistill.student.blas import blas_status
+
+    status = blas_status(ctx.settings)
+    if status.active:
+        await ctx.event("info", f"BLAS: fast path active ({status.library}, {status.threads} thread(s))")
+    elif status.applicable:
+        await ctx.event(
+            "warning",
+            f"BLAS: stock mlx-cpu reference BLAS, training will be slow: {status.fallback_reason}",
+            {"fallback_reason": status.fallback_reason},
+        )
 
 
 async def _run(ctx: JobContext, handler: Handler) -> None:
@@ -157,12 +174,25 @@ async def run_child(parent: JobContext, stage: str, kind: str, params: dict[str,
         if child is None:
             child_id = await jobs_db.insert_job(db, kind, params, parent_id=parent.id)
         assert child_id is not None
-        await jobs_db.update_job(db, child_id, status="queued", pid=os.getpid(), heartbeat_at=now(),
-                                 cancel_requested=0, error=None, finished_at=None,
-                                 attempts=(child.attempts if child else 0) + 1)
+        await jobs_db.update_job(
+            db,
+            child_id,
+            status="queued",
+            pid=os.getpid(),
+            heartbeat_at=now(),
+            cancel_requested=0,
+            error=None,
+            finished_at=None,
+            attempts=(child.attempts if child else 0) + 1,
+        )
     await parent.save_state({"children": {**parent.state.get("children", {}), stage: child_id}})
-    ctx = JobContext(store=parent.store, settings=parent.settings, job=await jobs_db.get_job(parent.store, child_id),
-                     cancel=parent.cancel, parent=parent)
+    ctx = JobContext(
+        store=parent.store,
+        settings=parent.settings,
+        job=await jobs_db.get_job(parent.store, child_id),
+        cancel=parent.cancel,
+        parent=parent,
+    )
     status, fields = await execute(ctx, load_handler(kind))
     if status == "cancelled":
         raise JobCancelled
