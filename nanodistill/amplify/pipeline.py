@@ -300,7 +300,7 @@ class _Amplification:
         self.seeds_traced += 1
         with anyio.CancelScope(shield=True):
             await self.hooks.on_seed_trace(seed.id, reasoning, parsed.answer, agrees)
-        await self.hooks.on_progress(len(self.traced), len(self.seeds), "tracing seeds")
+        await self.hooks.on_progress(len(self.traced), self.config.target_size, "tracing seeds")
 
     def _traced_examples(self) -> list[tuple[str, str, str]]:
         return [(s.input, self.traced.get(s.id, ""), s.output) for s in self.seeds]
