@@ -125,9 +125,8 @@ async def amplify_dataset(
         input_cost_per_token=input_cost_per_token, output_cost_per_token=output_cost_per_token,
     )
     if dry_run:
-        from nanodistill.amplify.quote import quote
-
         from nanodistill.amplify.job import CONFIG_FIELDS
+        from nanodistill.amplify.quote import quote
         from nanodistill.amplify.records import AmplifyConfig
 
         config = AmplifyConfig(**{k: params[k] for k in CONFIG_FIELDS if params.get(k) is not None})

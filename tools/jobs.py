@@ -183,7 +183,10 @@ async def cancel_job(job_id: str, ctx: Context) -> JobView:
         if child.status in jobs_db.ACTIVE:
             async with store.write() as db:
                 await jobs_db.update_job(db, child.id, cancel_requested=1)
-    signal_job(job.pid)
+    if job.status == "running":
+        # Only a running job has its SIGTERM handler in place; a queued one may still be starting, and a
+        # signal then would kill it outright (ending `interrupted`). It reads the flag when it starts.
+        signal_job(job.pid)
     return await job_view(store, await jobs_db.get_job(store, job_id), None)
 
 

@@ -74,16 +74,22 @@ class Store:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[aiosqlite.Connection]:
-        """An all-or-nothing write transaction; an exception inside rolls everything back."""
+        """An all-or-nothing write transaction; an exception inside rolls everything back.
+
+        BEGIN and COMMIT are shielded from cancellation: aiosqlite runs them on its thread whether or not
+        the caller still waits, so a cancel there would leave the connection inside a transaction (and
+        every later write failing with "cannot start a transaction within a transaction")."""
         async with self._write_lock:
-            await self.db.execute("BEGIN IMMEDIATE")
+            with anyio.CancelScope(shield=True):
+                await self.db.execute("BEGIN IMMEDIATE")
             try:
                 yield self.db
             except BaseException:
                 with anyio.CancelScope(shield=True):
                     await self.db.execute("ROLLBACK")
                 raise
-            await self.db.execute("COMMIT")
+            with anyio.CancelScope(shield=True):
+                await self.db.execute("COMMIT")
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
         async with self.db.execute(sql, tuple(params)) as cursor:
