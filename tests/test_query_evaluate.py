@@ -484,7 +484,7 @@ async def test_query_refuses_a_prompt_longer_than_the_context(probed: Client, ti
     assert ok["already_loaded"]
 
 
-async def test_evaluate_rejects_unknown_model_and_test_set(probed: Client, tiny: Path) -> None:
+async def test_evaluate_rejects_unknown_models(probed: Client, tiny: Path) -> None:
     message = await call_error(probed, "evaluate_student", model="no-such-model")
     assert "no model 'no-such-model'" in message and "list_models" in message
     message = await call_error(probed, "evaluate_student", model=str(tiny))
@@ -510,6 +510,7 @@ async def test_evaluate_rejects_bad_input_on_trained_models(trained: Client, wor
 @pytest.mark.slow
 async def test_a_model_whose_adapter_was_removed_names_the_missing_file(trained: Client, world: World) -> None:
     adapter = Path(world.thinker["paths"]["adapter"]) / "adapters.safetensors"
+    await call(trained, "create_dataset", name="thinker-test", examples=toy_examples(4, seed=4), holdout_fraction=0)
     warm = await call(trained, "query_student", model="thinker", prompt="hi", max_tokens=1)
     assert not warm["already_loaded"]
     moved = adapter.with_name("adapters.safetensors.moved")
@@ -518,6 +519,10 @@ async def test_a_model_whose_adapter_was_removed_names_the_missing_file(trained:
         # Even while the student is still warm in the cache, the missing file is reported.
         message = await call_error(trained, "query_student", model="thinker", prompt="hi", max_tokens=1)
         assert str(adapter) in message and "missing" in message
+        # An evaluation of it fails the same way, in its job.
+        job = await call(trained, "evaluate_student", model="thinker", test_dataset="thinker-test", max_tokens=4)
+        failed = await wait_job(trained, job["id"])
+        assert failed["status"] == "failed" and str(adapter) in (failed["error"] or ""), failed
     finally:
         moved.rename(adapter)
     again = await call(trained, "query_student", model="thinker", prompt="hi", max_tokens=1)
