@@ -19,10 +19,16 @@ ids), so the times are compared as they are, with no tokens/s normalisation.
   model, so what a session pays once per tool is not counted (the client fetching the tool schemas
   and compiling query_student's result validator, ~25 ms): a warm call plus the load.
 
+- process cold: the first query_student of a freshly started `nanodistill-mcp` (stdio, as Claude Desktop
+  runs it), timed from the call to its result: importing mlx and mlx-lm, loading, answering; against
+  the second, warm query of the same process (medians over 3 processes). This is the cold start a
+  user meets, and the goal `process_cold_over_warm >= 5` is judged on it. The in-process `cold`
+  above isolates the model load alone (a tiny model loads in a few ms, so it says little).
+
 Figures are medians over --runs rounds; a round runs direct, warm and cold back to back (direct and
 warm in alternating order), and the goal ratios are medians of the per-round ratios, which a busy
 shared machine disturbs less than ratios of medians (also given, `*_of_medians`). Goals:
-warm / direct <= 1.3, cold / warm >= 5. `warm_server_
+warm / direct <= 1.3, process cold / warm >= 5. `warm_server_
 generate_ms` is the generation time query_student itself measured (its answer's elapsed_s), so
 warm - that = the MCP, validation, lookup and thread-hop overhead. `--profile` prints a cProfile of
 the warm calls to stderr. `--model FOLDER` (with a `--prompt` it answers at length) runs the same
@@ -52,7 +58,8 @@ NAME = "query_latency"
 TOKENS = 32
 PROMPT = "Hello there"
 ROOT_ENV = "NANODISTILL_QUERY_LATENCY_ROOT"
-GOALS = {"warm_over_direct_max": 1.3, "cold_over_warm_min": 5.0}
+GOALS = {"warm_over_direct_max": 1.3, "process_cold_over_warm_min": 5.0}
+PROCESS_ROUNDS = 3
 
 
 def _direct_setup(tiny: Path, prompt: str) -> tuple[Any, Any, list[int]]:
@@ -171,6 +178,36 @@ async def _measure(tiny: Path, primer: Path, prompt: str, runs: int, profile: bo
     }
 
 
+async def _process_cold_warm(student: Path, prompt: str) -> tuple[float, float]:
+    """(first, second) query_student ms in a freshly started stdio server process."""
+    from mcp import Client
+    from mcp.client.stdio import StdioServerParameters
+
+    params = StdioServerParameters(command=sys.executable, args=["-m", "server.main"], env=dict(os.environ))
+    async with Client(params) as client:
+        await client.list_tools()
+        times = []
+        for _ in range(2):
+            started = time.perf_counter()
+            result = await client.call_tool(
+                "query_student", {"model": str(student), "prompt": prompt, "max_tokens": TOKENS}
+            )
+            times.append((time.perf_counter() - started) * 1000)
+            assert not result.is_error, result.content
+    return times[0], times[1]
+
+
+async def _process_figures(student: Path, prompt: str) -> dict[str, float]:
+    rounds = [await _process_cold_warm(student, prompt) for _ in range(PROCESS_ROUNDS)]
+    cold = statistics.median(c for c, _ in rounds)
+    warm = statistics.median(w for _, w in rounds)
+    return {
+        "process_cold_query_ms": round(cold, 1),
+        "process_warm_query_ms": round(warm, 1),
+        "process_cold_over_warm": round(statistics.median(c / w for c, w in rounds), 2),
+    }
+
+
 def _root(fast_blas: bool) -> Path:
     """The run's temporary folder (home, student); with --fast-blas, this process re-executes itself
     once with the shim preloaded, as `nanodistill-mcp` does, and the new image keeps the folder."""
@@ -207,6 +244,7 @@ def main() -> None:
         student = args.model.resolve() if args.model else build_tiny_student(root / "tiny")
         primer = build_tiny_student(root / "primer", seed=1)
         figures = anyio.run(_measure, student, primer, args.prompt, args.runs, args.profile)
+        figures.update(anyio.run(_process_figures, student, args.prompt))
         status = blas_status(load_settings())
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -217,11 +255,12 @@ def main() -> None:
     )
     met = (
         figures["warm_over_direct"] <= GOALS["warm_over_direct_max"]
-        and figures["cold_over_warm"] >= GOALS["cold_over_warm_min"]
+        and figures["process_cold_over_warm"] >= GOALS["process_cold_over_warm_min"]
     )
     print(
         f"warm query {figures['warm_query_ms']} ms vs direct mlx_lm.generate {figures['direct_ms']} ms "
-        f"(x{figures['warm_over_direct']}); cold {figures['cold_query_ms']} ms (x{figures['cold_over_warm']} warm)",
+        f"(x{figures['warm_over_direct']}); first query of a fresh server {figures['process_cold_query_ms']} ms "
+        f"(x{figures['process_cold_over_warm']} its warm query)",
         file=sys.stderr,
     )
     print(json.dumps({"benchmark": NAME, "figures": figures, "goals": GOALS, "met": met}))
