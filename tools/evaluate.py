@@ -11,6 +11,7 @@ from nanodistill.evaluate.job import test_sources
 from nanodistill.jobs.start import start_job
 from nanodistill.store import datasets as ds
 from nanodistill.store import models as models_db
+from nanodistill.student.files import check_model_files
 from tools._common import STARTS_JOB, register_tools, runtime
 from tools.jobs import JobView, job_view
 
@@ -34,6 +35,7 @@ async def evaluate_student(
     found = await models_db.get_model(rt.store, model)
     if found.kind != "trained":
         raise NanodistillError(f"'model': {found.name} is a base model; evaluate a trained student instead.")
+    check_model_files(found.base_model, found.adapter_path)
     if max_tokens is not None and not 1 <= max_tokens <= 4096:
         raise NanodistillError(f"'max_tokens' must be between 1 and 4096, got {max_tokens}.")
     test_id = None
@@ -47,8 +49,13 @@ async def evaluate_student(
             f"model {found.name} has no held-out examples (no seeds set aside, no teacher-labelled test slice): "
             "pass test_dataset, or create the dataset with holdout_fraction > 0."
         )
-    params = {"model_id": found.id, "test_dataset_id": test_id, "compare_base": compare_base, "metric": metric,
-              "max_tokens": max_tokens}
+    params = {
+        "model_id": found.id,
+        "test_dataset_id": test_id,
+        "compare_base": compare_base,
+        "metric": metric,
+        "max_tokens": max_tokens,
+    }
     job = await start_job(rt.store, rt.settings, "evaluate", params)
     return await job_view(rt.store, job, None)
 

@@ -46,7 +46,13 @@ async def student_target(rt: Runtime, model: str) -> tuple[str, str | None, str,
             f"'model': {model!r} must be imported first: call import_model(source={model!r}), then query the "
             "model it registers by name."
         )
-    return model_source(model, "model"), None, "", "none", model
+    try:
+        return model_source(model, "model"), None, "", "none", model
+    except NanodistillError as exc:
+        raise NanodistillError(
+            f"'model': {model!r} is not a registered model (call list_models for ids and names) "
+            f"nor a usable base model: {exc}"
+        ) from None
 
 
 async def query_student(
