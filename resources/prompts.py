@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.server.mcpserver.prompts.base import Message, UserMessage
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS
 
 from nanodistill.errors import NanodistillError
 from nanodistill.store import models as models_db
@@ -43,7 +44,9 @@ async def improve_student(model: str, ctx: Context) -> list[Message]:
     try:
         found = await models_db.get_model(runtime(ctx).store, model)
     except NanodistillError as exc:
-        raise ResourceError(str(exc)) from exc
+        # An MCPError reaches the client as it is; any other exception becomes "Error rendering prompt" or
+        # "Internal server error", and the user never learns the model name was wrong.
+        raise MCPError(INVALID_PARAMS, str(exc)) from exc
     if not found.report:
         worst_text = "(no report card yet: run evaluate_student first)"
         summary = "not evaluated"

@@ -53,8 +53,12 @@ async def _heartbeat(ctx: JobContext) -> None:
                 "UPDATE jobs SET heartbeat_at = ? WHERE id = ? OR (parent_id = ? AND status IN ('queued', 'running'))",
                 (now(), ctx.id, ctx.id),
             )
+        # Only active stages count: a stage cancelled in an earlier attempt keeps its flag until it is
+        # re-queued, and reading it would cancel the resumed job at once.
         row = await ctx.store.fetchone(
-            "SELECT MAX(cancel_requested) FROM jobs WHERE id = ? OR parent_id = ?", (ctx.id, ctx.id)
+            "SELECT MAX(cancel_requested) FROM jobs"
+            " WHERE id = ? OR (parent_id = ? AND status IN ('queued', 'running'))",
+            (ctx.id, ctx.id),
         )
         if row and row[0]:
             ctx.cancel.set()
