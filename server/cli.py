@@ -36,13 +36,30 @@ def _run_session(work: Callable[[Any], Awaitable[int]]) -> int:
 
     async def main() -> int:
         async with session() as client:
-            return await work(client)
+            try:
+                return await work(client)
+            except ToolFailed as exc:  # caught here: past the session's task group it is an ExceptionGroup
+                print(f"nanodistill: {exc}", file=sys.stderr)
+                return 1
 
+    return anyio.run(main)
+
+
+def _json_flag(*parsers: argparse.ArgumentParser) -> None:
+    """`--json` on the command (`datasets --json show X`) and on each action (`datasets show X --json`); an
+    action's flag is left unset when absent, so it never resets the command's."""
+    for parser in parsers:
+        parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+
+
+def _json_object(text: str) -> dict[str, Any]:
     try:
-        return anyio.run(main)
-    except ToolFailed as exc:
-        print(f"nanodistill: {exc}", file=sys.stderr)
-        return 1
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc}): {text!r}; e.g. '{{\"iters\": 200}}'") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}; e.g. '{{\"iters\": 200}}'")
+    return value
 
 
 def _doctor_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,7 +87,9 @@ def _distill_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-size", type=int)
     parser.add_argument("--holdout-fraction", type=float, default=0.2)
     parser.add_argument("--max-cost-usd", type=float)
-    parser.add_argument("--training", default="{}", help="training options as JSON, e.g. '{\"iters\": 200}'")
+    parser.add_argument(
+        "--training", type=_json_object, default={}, help="training options as JSON, e.g. '{\"iters\": 200}'"
+    )
     parser.add_argument("--no-follow", action="store_true", help="start the job and return")
 
 
@@ -92,7 +111,7 @@ def _distill(args: argparse.Namespace) -> int:
             target_size=args.target_size,
             holdout_fraction=args.holdout_fraction,
             max_cost_usd=args.max_cost_usd,
-            training=json.loads(args.training),
+            training=args.training,
         )
         print(f"started distill job {job['id']}", file=sys.stderr)
         if args.no_follow:
@@ -106,7 +125,7 @@ def _distill(args: argparse.Namespace) -> int:
 
 def _datasets_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True)
-    sub.add_parser("list", help="list datasets")
+    listing = sub.add_parser("list", help="list datasets")
     show = sub.add_parser("show", help="counts, stats and sample rows of a dataset")
     show.add_argument("name")
     create = sub.add_parser("create", help="create a dataset from a file")
@@ -117,6 +136,7 @@ def _datasets_arguments(parser: argparse.ArgumentParser) -> None:
     export.add_argument("name")
     export.add_argument("--format", default="jsonl", choices=("jsonl", "chat", "completions"))
     parser.add_argument("--json", action="store_true")
+    _json_flag(listing, show, create, export)
 
 
 def _datasets(args: argparse.Namespace) -> int:
@@ -146,14 +166,17 @@ def _jobs_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True)
     listing = sub.add_parser("list", help="recent jobs")
     listing.add_argument("--status")
+    actions = [listing]
     for action, text in (
         ("show", "one job"),
         ("follow", "follow a job with a live progress bar"),
         ("cancel", "cancel a job"),
         ("resume", "resume a job"),
     ):
-        sub.add_parser(action, help=text).add_argument("job_id")
+        actions.append(sub.add_parser(action, help=text))
+        actions[-1].add_argument("job_id")
     parser.add_argument("--json", action="store_true")
+    _json_flag(*actions)
 
 
 def _jobs(args: argparse.Namespace) -> int:
@@ -181,10 +204,13 @@ def _jobs(args: argparse.Namespace) -> int:
 
 def _models_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True)
-    sub.add_parser("list", help="list models")
-    sub.add_parser("show", help="one model").add_argument("model")
-    sub.add_parser("card", help="a model's report card (Markdown)").add_argument("model")
+    listing = sub.add_parser("list", help="list models")
+    show = sub.add_parser("show", help="one model")
+    show.add_argument("model")
+    card = sub.add_parser("card", help="a model's report card (Markdown)")
+    card.add_argument("model")
     parser.add_argument("--json", action="store_true")
+    _json_flag(listing, show, card)
 
 
 def _models(args: argparse.Namespace) -> int:

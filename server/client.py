@@ -7,6 +7,7 @@ results are exactly what an assistant sees.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -26,7 +27,10 @@ class ToolFailed(Exception):
 async def session() -> AsyncIterator[Client]:
     from server.app import build_server
 
-    async with Client(build_server()) as client:
+    app = build_server()
+    # The server logs each tool error at INFO; here the caller prints it, so it would show twice.
+    logging.getLogger("mcp").setLevel(logging.WARNING)
+    async with Client(app) as client:
         yield client
 
 

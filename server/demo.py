@@ -175,6 +175,9 @@ def run_demo(*, as_json: bool = False, tiny: bool = False) -> int:
     prepare_fast_blas(load_settings())
     try:
         return anyio.run(_demo, as_json, tiny)
-    except ToolFailed as exc:
-        say(f"nanodistill demo: {exc}")
-        return 1
+    except* ToolFailed as group:  # raised inside the MCP session, it leaves it wrapped in an ExceptionGroup
+        failed: BaseException = group
+        while isinstance(failed, BaseExceptionGroup):
+            failed = failed.exceptions[0]
+        say(f"nanodistill demo: {failed}")
+    return 1
