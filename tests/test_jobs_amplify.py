@@ -450,14 +450,21 @@ async def test_dry_run_quotes_from_three_real_calls_and_starts_nothing(
     assert quoted["job"] is None and quoted["target_size"] == 200 and quoted["seeds"] == 10
     assert teacher.calls == 3
     quote = quoted["quote"]
-    assert quote, quoted
-    flat = json.dumps(quote)
-    for figure in ("calls", "tokens", "cost", "_s"):
-        assert figure in flat, f"the quote has no {figure} figure: {quote}"
-    numbers = {k: v for k, v in quote.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-    calls = next(v for k, v in numbers.items() if "calls" in k)
-    assert calls >= 200 - 10, quote  # at least one answer per new example
-    assert any(v > 0 for k, v in numbers.items() if "cost" in k), quote
+    assert quote["sample_calls"] == 3 and quote["cached_sample_calls"] == 0
+    assert quote["projected_total_calls"] == sum(quote["projected_calls"].values())
+    assert quote["projected_total_calls"] >= 10 + 1 + 190  # every seed traced, one policy, an answer per example
+    assert quote["projected_prompt_tokens"] > 0 and quote["projected_completion_tokens"] > 0
+    assert quote["priced"] is True
+    expected_cost = quote["projected_prompt_tokens"] * 1e-6 + quote["projected_completion_tokens"] * 2e-6
+    assert quote["projected_cost_usd"] == pytest.approx(expected_cost, rel=0.01)
+    assert quote["mean_latency_s"] > 0 and quote["estimated_duration_s"] > 0
+
+    # Unpriced, the same quote projects tokens but no cost, and says so; its sample calls come from the cache.
+    again = (await amplify(client, teacher, target_size=200, dry_run=True))["quote"]
+    assert teacher.calls == 3 and again["cached_sample_calls"] == 3
+    assert again["projected_total_calls"] == quote["projected_total_calls"]
+    assert again["priced"] is False and again["projected_cost_usd"] is None
+    assert any("no price" in note for note in again["notes"]), again["notes"]
     assert footprint(home) == before  # no job, no output dataset
 
 

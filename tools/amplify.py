@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
@@ -69,7 +70,8 @@ async def amplify_plan(
     for field, price in prices.items():
         if price is not None and not price >= 0:
             raise NanodistillError(f"'{field}' must be a USD price per token >= 0 when given, got {price}.")
-    check_teacher(teacher, api_base, api_key_env)
+    # Off the event loop: the first check imports LiteLLM, seconds of work that would stall every other request.
+    await anyio.to_thread.run_sync(check_teacher, teacher, api_base, api_key_env)
     if api_base:
         await probe_api_base(api_base)
     out_name = output_dataset or f"{dataset}-amplified"

@@ -7,8 +7,10 @@ from any text that leaves the client.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
+import sys
 from types import ModuleType
 
 from nanodistill.errors import NanodistillError
@@ -18,9 +20,21 @@ _KEY_LIKE = re.compile(r"\b(sk|key|pk|rk|api)[-_][A-Za-z0-9_\-]{8,}")
 
 
 def load_litellm() -> ModuleType:
-    """Import LiteLLM quietly, with its bundled price map (no network fetch at import)."""
+    """Import LiteLLM quietly, with its bundled price map (no network fetch at import).
+
+    The first import creates ~400,000 long-lived objects: the collector is paused while it runs (its
+    full collections would stall the process, the MCP server's event loop included, 0.1-0.2 s each),
+    and they are frozen out of later collections (each would scan them: 0.3-0.7 s stalls)."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm
+    first = "litellm" not in sys.modules
+    if first:
+        gc.disable()
+    try:
+        import litellm
+    finally:
+        if first:
+            gc.enable()
+            gc.freeze()
 
     litellm.suppress_debug_info = True
     litellm.telemetry = False
