@@ -32,6 +32,14 @@ def prepare_fast_blas(settings: Settings) -> None:
         threading.Thread(target=fast_blas_env, args=(settings,), daemon=True, name="fast-blas-build").start()
 
 
+def warm_teacher_imports() -> None:
+    """Import LiteLLM in the background once the server is up: startup stays fast, and the first
+    amplify_dataset call (which checks the teacher through LiteLLM) does not pay seconds for it."""
+    from nanodistill.teacher.provider import load_litellm
+
+    load_litellm()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = load_settings()
@@ -44,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     prepare_fast_blas(settings)
+    warm = threading.Timer(1.0, warm_teacher_imports)
+    warm.daemon = True
+    warm.start()
     from server.app import build_server
 
     app = build_server(settings)
