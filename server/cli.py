@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import anyio
 
@@ -326,7 +328,21 @@ def main(argv: list[str] | None = None) -> int:
     for name, (help_text, add_arguments, _) in COMMANDS.items():
         add_arguments(commands.add_parser(name, help=help_text, description=help_text))
     args = parser.parse_args(argv)
-    return COMMANDS[args.command][2](args)
+    code = COMMANDS[args.command][2](args)
+    if argv is None and "mlx.core" in sys.modules:
+        _exit_without_teardown(code)
+    return code
+
+
+def _exit_without_teardown(code: int) -> NoReturn:
+    """End a command that ran MLX (query, demo) without the interpreter's teardown. MLX's per-thread
+    streams are destroyed as the worker thread that generated exits, racing the interpreter's
+    finalization; now and then that aborts the process after its work is done ("terminate called
+    without an active exception", exit 134; ml-explore/mlx#4110)."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
