@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import sys
 import threading
 
 from nanodistill.settings import Settings, load_settings
-from server.http import is_loopback
+
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
