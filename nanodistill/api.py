@@ -69,6 +69,29 @@ def _rows(settings: Settings, examples: list[dict[str, Any]] | str | None, field
     return list(inline_rows(examples))
 
 
+async def registered_base(store: Store, spec: str, field: str = "base_model") -> str:
+    """`spec` itself, or the folder of the registered base model it names (by name or id).
+
+    Bases registered by import_model are referred to by name afterwards; a trained student is not a
+    base (train from its fused export instead), and a base whose folder is gone must be imported again.
+    """
+    found = await models_db.find_model(store, spec.strip()) if spec.strip() else None
+    if found is None:
+        return spec
+    if found.kind != "base":
+        raise NanodistillError(
+            f"'{field}': {found.name!r} is a trained student, not a base model. Train from its base "
+            f"({found.base_model}), or export it with export_model(format='fused') and pass that folder."
+        )
+    folder = found.path or found.base_model
+    if not Path(folder).is_dir():
+        raise NanodistillError(
+            f"'{field}': the folder of base model {found.name!r} ({folder}) is gone; import it again with "
+            f"import_model(source={found.params.get('source', folder)!r})."
+        )
+    return folder
+
+
 async def plan_distill(
     store: Store,
     settings: Settings,
@@ -134,9 +157,15 @@ async def plan_distill(
             f"'target_size' must be between the seed count ({n_seeds}) and {MAX_TARGET:,}, got {target}",
         )
     problems.need(max_cost_usd is None or max_cost_usd > 0, f"'max_cost_usd' must be positive, got {max_cost_usd}")
+    try:
+        student = await registered_base(store, student, "student")
+        named_a_base = True
+    except NanodistillError as exc:  # names a registered model that cannot be a base: say only that
+        problems.found.append(str(exc).rstrip("."))
+        named_a_base = False
     opts = problems.check(lambda: training_options(training or {}))
     if opts is not None:
-        problems.found.extend(option_problems(opts, student))
+        problems.found.extend(p for p in option_problems(opts, student) if named_a_base or "base_model" not in p)
         n_train = len(extra) + n_seeds if training_data is not None else int(target * (1 - DEFAULT_TEST_FRACTION))
         if rows:
             problems.check(lambda: split_sizes(n_train, val_fraction=opts.val_fraction, batch_size=opts.batch_size))

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Literal
 
+import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
@@ -17,7 +18,7 @@ from nanodistill.store import models as models_db
 from nanodistill.train.options import base_model_problem
 from tools._common import DESTRUCTIVE, READ_ONLY, STARTS_JOB, register_tools, runtime
 from tools.jobs import JobView, job_view
-from tools.training import model_name
+from tools.training import gguf_problem, model_name
 
 
 class ModelView(BaseModel):
@@ -158,6 +159,9 @@ async def import_model(source: str, ctx: Context, name: str | None = None) -> Jo
     problem = base_model_problem(source)
     if problem:
         raise NanodistillError(problem.replace("base_model", "source", 1))
+    problem = await anyio.to_thread.run_sync(gguf_problem, source)
+    if problem:
+        raise NanodistillError(f"'source': {problem}")
     if name is not None:
         ds.check_name(name)
     chosen = await model_name(rt.store, name, Path(source.split(":", 1)[-1]).stem or "base")

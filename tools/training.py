@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
+import anyio
 from mcp.server.mcpserver import Context, MCPServer
 
+from nanodistill.api import registered_base
 from nanodistill.errors import NanodistillError
 from nanodistill.jobs.start import start_job
 from nanodistill.store import datasets as ds
@@ -27,6 +30,33 @@ async def check_trainable(store: Store, dataset: ds.Dataset, opts: TrainOptions)
         raise NanodistillError(f"'dataset' {dataset.name!r} has no training examples; add examples or amplify it.")
     split_sizes(n_train, val_fraction=opts.val_fraction, batch_size=opts.batch_size)
     return n_train
+
+
+def gguf_problem(spec: str) -> str | None:
+    """Why the GGUF behind a .gguf path or an ``ollama:`` name cannot be converted, from its header alone
+    (architecture, tensor types, truncation: no weights are read), or None. Other sources: None."""
+    from nanodistill.student.ollama import PREFIX, resolve_ollama
+
+    text = spec.strip()
+    if text.startswith(PREFIX):
+        try:
+            path = resolve_ollama(text).gguf_path
+        except NanodistillError:
+            return None  # base_model_problem names what is missing
+    elif text.lower().endswith(".gguf"):
+        path = Path(text).expanduser()
+        if not path.is_file():
+            return None
+    else:
+        return None
+    from nanodistill.student.gguf import check_supported
+    from nanodistill.student.gguf_reader import read_gguf_header
+
+    try:
+        check_supported(read_gguf_header(path))
+    except NanodistillError as exc:
+        return str(exc)
+    return None
 
 
 async def model_name(store: Store, name: str | None, default: str) -> str:
@@ -81,7 +111,11 @@ async def train_student(
         grad_checkpoint=grad_checkpoint, steps_per_eval=steps_per_eval, save_every=save_every,
         early_stopping_patience=early_stopping_patience,
     )
+    base_model = await registered_base(rt.store, base_model)  # a base registered by import_model, by name or id
     check_options(opts, base_model)
+    problem = await anyio.to_thread.run_sync(gguf_problem, base_model)
+    if problem:
+        raise NanodistillError(f"Cannot start training: base_model: {problem}")
     found = await ds.get_dataset(rt.store, dataset)
     await check_trainable(rt.store, found, opts)
     params = {
