@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn
+from typing import Any
 
 import anyio
+
+from nanodistill.student.teardown import exit_without_teardown, mlx_loaded
 
 AddArguments = Callable[[argparse.ArgumentParser], None]
 Run = Callable[[argparse.Namespace], int]
@@ -329,21 +329,6 @@ def main(argv: list[str] | None = None) -> int:
         add_arguments(commands.add_parser(name, help=help_text, description=help_text))
     args = parser.parse_args(argv)
     code = COMMANDS[args.command][2](args)
-    if argv is None and "mlx.core" in sys.modules:
-        _exit_without_teardown(code)
+    if argv is None and mlx_loaded():
+        exit_without_teardown(code)
     return code
-
-
-def _exit_without_teardown(code: int) -> NoReturn:
-    """End a command that ran MLX (query, demo) without the interpreter's teardown. MLX's per-thread
-    streams are destroyed as the worker thread that generated exits, racing the interpreter's
-    finalization; now and then that aborts the process after its work is done ("terminate called
-    without an active exception", exit 134; ml-explore/mlx#4110)."""
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -592,7 +592,7 @@ async def test_export_all_formats_to_artifacts(client: Client, home: Path) -> No
         path = Path(result["path"])
         assert (result["dataset"], result["format"], result["rows"]) == ("exp", fmt, 3)
         assert path.is_relative_to(home / "artifacts")
-        assert path.name.endswith(f".{fmt}.jsonl")
+        assert path.name.endswith(f"-{fmt}.jsonl")
         assert not list(path.parent.glob("*.partial"))
         written[fmt] = lines(path)
     assert written["jsonl"] == [

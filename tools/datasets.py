@@ -242,7 +242,7 @@ async def export_dataset(
     target = (
         _export_target(rt.settings.import_roots, path)
         if path
-        else (rt.settings.artifact_dir("exports") / f"{new_id('export')}.{format}.jsonl")
+        else (rt.settings.artifact_dir("exports") / f"{new_id('export')}-{format}.jsonl")
     )
     partial = target.with_name(target.name + ".partial")
     count = 0

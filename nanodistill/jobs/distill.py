@@ -22,35 +22,54 @@ async def run_distill_job(ctx: JobContext) -> dict[str, Any]:
     result: dict[str, Any] = {"dataset": p["name"]}
     if p.get("amplify"):
         ctx.span = SPANS["amplify"]
-        await ctx.stage("amplify", "stage 1/3: amplifying the seeds with the teacher")
-        amplified = await run_child(ctx, "amplify", "amplify", p["amplify"])
+        amplified = await run_child(
+            ctx, "amplify", "amplify", p["amplify"], "stage 1/3: amplifying the seeds with the teacher"
+        )
         train_dataset_id = p["amplify"]["output_dataset_id"]
         result["amplified_dataset"] = amplified.get("output_dataset")
         result["amplify"] = {k: amplified.get(k) for k in ("total_examples", "agreement_rate", "stopped_reason")}
     train_dataset = await ds.get_dataset_by_id(ctx.store, train_dataset_id)
 
     ctx.span = SPANS["train"]
-    await ctx.stage("train", f"stage 2/3: training {p['student']} on {train_dataset.name}")
-    train_params = {"dataset_id": train_dataset.id, "dataset": train_dataset.name, "base_model": p["student"],
-                    "name": p["model_name"], **p["training"]}
-    trained = await run_child(ctx, "train", "train", train_params)
+    train_params = {
+        "dataset_id": train_dataset.id,
+        "dataset": train_dataset.name,
+        "base_model": p["student"],
+        "name": p["model_name"],
+        **p["training"],
+    }
+    trained = await run_child(
+        ctx, "train", "train", train_params, f"stage 2/3: training {p['student']} on {train_dataset.name}"
+    )
     model_id = trained["model_id"]
-    result.update(model_id=model_id, model_name=trained.get("model_name"),
-                  training={k: trained.get(k) for k in ("best_val_loss", "final_train_loss", "iterations_done",
-                                                        "wall_s")})
+    result.update(
+        model_id=model_id,
+        model_name=trained.get("model_name"),
+        training={k: trained.get(k) for k in ("best_val_loss", "final_train_loss", "iterations_done", "wall_s")},
+    )
 
     ctx.span = SPANS["evaluate"]
     if not await test_sources(ctx.store, train_dataset.id, None):
-        await ctx.event("warning", "no held-out examples to evaluate on (too few seeds to set some aside); "
-                        "call evaluate_student with a test_dataset")
+        await ctx.event(
+            "warning",
+            "no held-out examples to evaluate on (too few seeds to set some aside); "
+            "call evaluate_student with a test_dataset",
+        )
         result["note"] = "not evaluated: no held-out examples; run evaluate_student with a test_dataset"
         return result
-    await ctx.stage("evaluate", "stage 3/3: evaluating student vs base on held-out examples")
-    evaluated = await run_child(ctx, "evaluate", "evaluate", {
-        "model_id": model_id, "test_dataset_id": None, "compare_base": True, "metric": "auto", "max_tokens": None,
-    })
+    evaluate_params = {
+        "model_id": model_id,
+        "test_dataset_id": None,
+        "compare_base": True,
+        "metric": "auto",
+        "max_tokens": None,
+    }
+    evaluated = await run_child(
+        ctx, "evaluate", "evaluate", evaluate_params, "stage 3/3: evaluating student vs base on held-out examples"
+    )
     await ctx.progress(100, 100)
-    result["report_card"] = {k: evaluated.get(k) for k in ("ready", "verdict", "main_source", "student_score",
-                                                           "base_score", "n_test")}
+    result["report_card"] = {
+        k: evaluated.get(k) for k in ("ready", "verdict", "main_source", "student_score", "base_score", "n_test")
+    }
     result["card"] = f"nanodistill://models/{model_id}/card"
     return result

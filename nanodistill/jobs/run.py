@@ -24,6 +24,7 @@ from nanodistill.jobs.slot import compute_slot
 from nanodistill.settings import load_settings
 from nanodistill.store import jobs as jobs_db
 from nanodistill.store.db import Store, now
+from nanodistill.student.teardown import exit_without_teardown, mlx_loaded
 
 Handler = Callable[[JobContext], Awaitable[dict[str, Any]]]
 
@@ -163,17 +164,21 @@ def _failure(ctx: JobContext, exc: Exception) -> tuple[str, dict[str, Any]]:
     return "failed", {"error": f"internal error ({type(exc).__name__}: {exc}); see the job log"}
 
 
-async def run_child(parent: JobContext, stage: str, kind: str, params: dict[str, Any]) -> dict[str, Any]:
+async def run_child(
+    parent: JobContext, stage: str, kind: str, params: dict[str, Any], announce: str
+) -> dict[str, Any]:
     """Run one stage of a multi-stage job in this process, as a child job row of its own.
 
-    A stage that already succeeded (in an earlier attempt) is skipped and its result returned; one
-    that did not is run again, resuming from what it stored. A failed or cancelled stage ends the
-    parent the same way.
+    A stage that already succeeded (in an earlier attempt) is skipped, said so, and its result
+    returned; one that did not is announced (`announce`) and run again, resuming from what it stored.
+    A failed or cancelled stage ends the parent the same way.
     """
     child_id = parent.state.get("children", {}).get(stage)
     child = await jobs_db.find_job(parent.store, child_id) if child_id else None
     if child is not None and child.status == "succeeded":
+        await parent.event("info", f"{stage}: already done in an earlier attempt (job {child.id}), skipped")
         return child.result or {}
+    await parent.stage(stage, announce)
     async with parent.store.write() as db:
         if child is None:
             child_id = await jobs_db.insert_job(db, kind, params, parent_id=parent.id)
@@ -222,7 +227,10 @@ def main(argv: list[str] | None = None) -> int:
         from nanodistill.student.blas import reexec_with_fast_blas
 
         reexec_with_fast_blas(load_settings())
-    return anyio.run(run_job, args[0])
+    code = anyio.run(run_job, args[0])
+    if mlx_loaded():
+        exit_without_teardown(code)
+    return code
 
 
 if __name__ == "__main__":
