@@ -54,7 +54,8 @@ def start_teacher_process(latency_s: float) -> dict[str, Any]:
     GIL with the MCP server being measured (a real teacher is elsewhere too)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "nanodistill.testing.teacher_server", "--port", "0", "--latency", str(latency_s)],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert process.stdout is not None
     line = process.stdout.readline()
@@ -106,12 +107,25 @@ async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
     teacher = start_teacher_process(args.latency)
     try:
         async with Client(build_server()) as client:
-            await structured(client, "create_dataset", name="reviews", examples=seeds,
-                             instruction=toy_sentiment.INSTRUCTION, holdout_fraction=0)
+            await structured(
+                client,
+                "create_dataset",
+                name="reviews",
+                examples=seeds,
+                instruction=toy_sentiment.INSTRUCTION,
+                holdout_fraction=0,
+            )
             await client.list_tools()  # warm-up: the session's first tools/list is not counted in either condition
             job_started = time.monotonic()
-            started = await structured(client, "amplify_dataset", dataset="reviews", teacher=teacher_model,
-                                       api_base=teacher["url"], target_size=args.target, concurrency=args.concurrency)
+            started = await structured(
+                client,
+                "amplify_dataset",
+                dataset="reviews",
+                teacher=teacher_model,
+                api_base=teacher["url"],
+                target_size=args.target,
+                concurrency=args.concurrency,
+            )
             amplify_call_ms = (time.monotonic() - job_started) * 1000
             job_id = started["job"]["id"]
             cursor = 0
@@ -173,8 +187,12 @@ def main() -> int:
     parser.add_argument("--latency", type=float, default=0.25, help="seconds the stand-in teacher adds per call")
     parser.add_argument("--target", type=int, default=240, help="examples the amplify job aims for")
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--gap-ms", type=float, default=25.0,
-                        help="pause after each tools/list + get_job pair, so the loaded calls span the job's run")
+    parser.add_argument(
+        "--gap-ms",
+        type=float,
+        default=25.0,
+        help="pause after each tools/list + get_job pair, so the loaded calls span the job's run",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="nd-bench-jobs-") as tmp:
         home = Path(tmp) / "home"

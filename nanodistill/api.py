@@ -30,7 +30,7 @@ from nanodistill.store import models as models_db
 from nanodistill.store.db import Store
 from nanodistill.teacher.check import check_teacher, probe_api_base
 from nanodistill.train.data import split_sizes
-from nanodistill.train.options import TrainOptions, option_problems, training_options
+from nanodistill.train.options import TrainOptions, base_model_problem, option_problems, training_options
 
 T = TypeVar("T")
 DEFAULT_TEST_FRACTION = 0.1
@@ -164,6 +164,8 @@ async def plan_distill(
         problems.found.append(str(exc).rstrip("."))
         named_a_base = False
     opts = problems.check(lambda: training_options(training or {}))
+    if opts is None and named_a_base and (base := base_model_problem(student)):
+        problems.found.append(base)  # unreadable training options must not hide a bad student
     if opts is not None:
         problems.found.extend(p for p in option_problems(opts, student) if named_a_base or "base_model" not in p)
         n_train = len(extra) + n_seeds if training_data is not None else int(target * (1 - DEFAULT_TEST_FRACTION))

@@ -49,14 +49,20 @@ async def job_log_resource(id: str, ctx: Context, tail: int = 200) -> str:
 
 def register(app: MCPServer) -> None:
     app.resource(
-        "nanodistill://jobs/{id}", title="Job", description="A job's record, as get_job returns it.",
+        "nanodistill://jobs/{id}",
+        title="Job",
+        description="A job's record, as get_job returns it.",
         mime_type="application/json",
     )(job_resource)
     app.resource(
-        "nanodistill://jobs/{id}/events{?after}", title="Job events",
-        description="A job's events after a cursor (seq).", mime_type="application/json",
+        "nanodistill://jobs/{id}/events{?after}",
+        title="Job events",
+        description="A job's events after a cursor (seq).",
+        mime_type="application/json",
     )(job_events_resource)
     app.resource(
-        "nanodistill://jobs/{id}/log{?tail}", title="Job log",
-        description="The last lines of a job's log file.", mime_type="text/plain",
+        "nanodistill://jobs/{id}/log{?tail}",
+        title="Job log",
+        description="The last lines of a job's log file.",
+        mime_type="text/plain",
     )(job_log_resource)

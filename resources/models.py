@@ -51,15 +51,20 @@ async def loss_png_resource(id: str, ctx: Context) -> bytes:
 
 def register(app: MCPServer) -> None:
     app.resource(
-        "nanodistill://models/{id}", title="Model", description="A model's record, as get_model returns it.",
+        "nanodistill://models/{id}",
+        title="Model",
+        description="A model's record, as get_model returns it.",
         mime_type="application/json",
     )(model_resource)
     app.resource(
-        "nanodistill://models/{id}/card", title="Report card",
+        "nanodistill://models/{id}/card",
+        title="Report card",
         description="The model's report card: base vs student vs teacher on held-out data.",
         mime_type="text/markdown",
     )(card_resource)
     app.resource(
-        "nanodistill://models/{id}/loss.png", title="Loss curves",
-        description="Training and validation loss by iteration.", mime_type="image/png",
+        "nanodistill://models/{id}/loss.png",
+        title="Loss curves",
+        description="Training and validation loss by iteration.",
+        mime_type="image/png",
     )(loss_png_resource)

@@ -66,8 +66,8 @@ async def improve_student(model: str, ctx: Context) -> list[Message]:
             f"""Help me improve the student model {found.name} (id {found.id}).
 
 Report card verdict: {summary}
-Training: method {found.method}, reasoning format {found.reasoning}, iterations {params.get('iters')},
-learning rate {params.get('learning_rate')}, best validation loss {found.metrics.get('best_val_loss')}.
+Training: method {found.method}, reasoning format {found.reasoning}, iterations {params.get("iters")},
+learning rate {params.get("learning_rate")}, best validation loss {found.metrics.get("best_val_loss")}.
 
 Its worst held-out answers:
 {worst_text}

@@ -30,9 +30,20 @@ def toy_rows(n: int) -> list[dict[str, str]]:
 
 
 async def train_once(client: Client, base: Path, name: str) -> tuple[list[dict[str, Any]], list[str]]:
-    job = await call(client, "train_student", dataset="toy", base_model=str(base), name=name, iters=10,
-                     batch_size=4, learning_rate=1e-4, num_layers=-1, reasoning="none", steps_per_eval=5,
-                     save_every=5)
+    job = await call(
+        client,
+        "train_student",
+        dataset="toy",
+        base_model=str(base),
+        name=name,
+        iters=10,
+        batch_size=4,
+        learning_rate=1e-4,
+        num_layers=-1,
+        reasoning="none",
+        steps_per_eval=5,
+        save_every=5,
+    )
     messages: list[str] = []
     cursor = 0
     while True:
@@ -52,8 +63,14 @@ async def test_training_losses_match_with_and_without_the_fast_path(
     if not blas_status(load_settings()).applicable:
         pytest.skip("the fast BLAS applies only to mlx-cpu on Linux")
     base = build_tiny_student(tmp_path / "tiny")
-    await call(client, "create_dataset", name="toy", examples=toy_rows(60), instruction=toy_sentiment.INSTRUCTION,
-               holdout_fraction=0)
+    await call(
+        client,
+        "create_dataset",
+        name="toy",
+        examples=toy_rows(60),
+        instruction=toy_sentiment.INSTRUCTION,
+        holdout_fraction=0,
+    )
     fast, fast_events = await train_once(client, base, "fast")
     monkeypatch.setenv("NANODISTILL_FAST_BLAS", "0")
     stock, stock_events = await train_once(client, base, "stock")
@@ -73,8 +90,9 @@ async def query_over_stdio(home: Path, base: Path, fast_blas: str) -> list[str]:
         env={"NANODISTILL_HOME": str(home), "NANODISTILL_FAST_BLAS": fast_blas},
     )
     async with Client(params) as client:
-        result = await call(client, "query_student", model=str(base), prompts=["the film was great", "awful soup"],
-                            max_tokens=8)
+        result = await call(
+            client, "query_student", model=str(base), prompts=["the film was great", "awful soup"], max_tokens=8
+        )
     return [a["answer"] for a in result["answers"]]
 
 

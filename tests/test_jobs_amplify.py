@@ -134,10 +134,12 @@ def assert_no_near_duplicates(inputs: list[str]) -> None:
         index.add(text)
 
 
-async def make_dataset(client: Client, name: str = DATASET, seeds: list[dict[str, str]] | None = None,
-                       **extra: Any) -> dict[str, Any]:
-    return await call(client, "create_dataset", name=name, examples=seeds or SEEDS,
-                      instruction=toy_sentiment.INSTRUCTION, **extra)
+async def make_dataset(
+    client: Client, name: str = DATASET, seeds: list[dict[str, str]] | None = None, **extra: Any
+) -> dict[str, Any]:
+    return await call(
+        client, "create_dataset", name=name, examples=seeds or SEEDS, instruction=toy_sentiment.INSTRUCTION, **extra
+    )
 
 
 async def amplify(client: Client, teacher: TeacherServer, **args: Any) -> dict[str, Any]:
@@ -390,7 +392,7 @@ async def test_killed_job_is_interrupted_then_resumes_from_the_cache(
     assert sum(r["source"] == "synthetic" for r in after) == 50
     assert {r["input"] for r in kept} <= {r["input"] for r in after}
     assert_no_near_duplicates([r["input"] for r in after])
-    assert not any(r["source"] == "seed" for r in after[len(kept):]), "a seed was traced twice"
+    assert not any(r["source"] == "seed" for r in after[len(kept) :]), "a seed was traced twice"
 
     # Traces and the policy came from the store, repeated calls from the cache: the resumed attempt asked
     # the teacher for neither, and made fewer network calls than a fresh job's minimum (10 traces,
@@ -414,8 +416,15 @@ async def test_budget_stops_the_job_cleanly_with_what_it_has(
 ) -> None:
     await make_dataset(client, holdout_fraction=0)
     # The stand-in model has no LiteLLM price: price it per token so the budget applies (~0.002 USD a call).
-    started = await amplify(client, teacher, target_size=60, concurrency=2, max_cost_usd=0.05,
-                            input_cost_per_token=1e-5, output_cost_per_token=2e-5)
+    started = await amplify(
+        client,
+        teacher,
+        target_size=60,
+        concurrency=2,
+        max_cost_usd=0.05,
+        input_cost_per_token=1e-5,
+        output_cost_per_token=2e-5,
+    )
     view, events = await wait_job(client, started["job"]["id"])
     assert view["status"] == "succeeded", explain(home, view)
     assert "max_cost_usd=0.05" in view["note"]
@@ -434,8 +443,9 @@ async def test_price_must_not_be_negative(client: Client, home: Path, teacher: T
     await make_dataset(client, holdout_fraction=0)
     before = footprint(home)
     for field in ("input_cost_per_token", "output_cost_per_token"):
-        message = await call_error(client, "amplify_dataset", dataset=DATASET, teacher=teacher.model,
-                                   api_base=teacher.url, **{field: -1e-6})
+        message = await call_error(
+            client, "amplify_dataset", dataset=DATASET, teacher=teacher.model, api_base=teacher.url, **{field: -1e-6}
+        )
         assert f"'{field}'" in message and ">= 0" in message
     assert footprint(home) == before
 
@@ -445,8 +455,9 @@ async def test_dry_run_quotes_from_three_real_calls_and_starts_nothing(
 ) -> None:
     await make_dataset(client, holdout_fraction=0)
     before = footprint(home)
-    quoted = await amplify(client, teacher, target_size=200, dry_run=True,
-                           input_cost_per_token=1e-6, output_cost_per_token=2e-6)
+    quoted = await amplify(
+        client, teacher, target_size=200, dry_run=True, input_cost_per_token=1e-6, output_cost_per_token=2e-6
+    )
     assert quoted["job"] is None and quoted["target_size"] == 200 and quoted["seeds"] == 10
     assert teacher.calls == 3
     quote = quoted["quote"]
@@ -505,8 +516,10 @@ async def test_bad_amplify_requests_are_refused_before_any_job_starts(
     await make_dataset(client, name="all-held-out", seeds=SEEDS[:2], holdout_fraction=0)
     con = db(home)
     with con:
-        con.execute("UPDATE examples SET split = 'holdout' WHERE dataset_id = "
-                    "(SELECT id FROM datasets WHERE name = 'all-held-out')")
+        con.execute(
+            "UPDATE examples SET split = 'holdout' WHERE dataset_id = "
+            "(SELECT id FROM datasets WHERE name = 'all-held-out')"
+        )
     con.close()
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.delenv("ND_UNSET_KEY", raising=False)
@@ -527,8 +540,10 @@ async def test_bad_amplify_requests_are_refused_before_any_job_starts(
         ({"dataset": DATASET, "teacher": "  "}, "teacher model is empty"),
         ({"dataset": DATASET, "teacher": "anthropic/claude-3-5-haiku-latest"}, "ANTHROPIC_API_KEY"),
         ({"dataset": DATASET, **local, "api_key_env": "ND_UNSET_KEY"}, "ND_UNSET_KEY"),
-        ({"dataset": DATASET, "teacher": teacher.model, "api_base": f"http://127.0.0.1:{closed_port()}/v1"},
-         "unreachable"),
+        (
+            {"dataset": DATASET, "teacher": teacher.model, "api_base": f"http://127.0.0.1:{closed_port()}/v1"},
+            "unreachable",
+        ),
         ({"dataset": DATASET, "teacher": teacher.model, "api_base": "ftp://example.invalid"}, "not an http(s) URL"),
         ({"dataset": DATASET, **local, "output_dataset": "taken"}, "'output_dataset': a dataset named 'taken'"),
         ({"dataset": DATASET, **local, "output_dataset": "bad name!"}, "'output_dataset'"),
@@ -557,8 +572,12 @@ async def test_job_tools_refuse_unknown_ids_and_bad_arguments(client: Client, ho
 async def test_list_jobs_filters_by_status_and_kind_and_paginates(client: Client, home: Path) -> None:
     await call(client, "list_jobs")  # opens the database
     made = [
-        ("job_a1", "amplify", "succeeded"), ("job_a2", "amplify", "failed"), ("job_a3", "amplify", "succeeded"),
-        ("job_t1", "train", "succeeded"), ("job_t2", "train", "cancelled"), ("job_e1", "evaluate", "interrupted"),
+        ("job_a1", "amplify", "succeeded"),
+        ("job_a2", "amplify", "failed"),
+        ("job_a3", "amplify", "succeeded"),
+        ("job_t1", "train", "succeeded"),
+        ("job_t2", "train", "cancelled"),
+        ("job_e1", "evaluate", "interrupted"),
         ("job_a4", "amplify", "cancelled"),
     ]
     con = db(home)

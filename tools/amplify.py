@@ -82,11 +82,21 @@ async def amplify_plan(
             "delete_dataset it first."
         )
     params = {
-        "dataset_id": found.id, "dataset": found.name, "output_dataset": out_name, "teacher": teacher,
-        "api_base": api_base, "api_key_env": api_key_env, "target_size": target, "concurrency": concurrency,
-        "temperature": temperature, "max_cost_usd": max_cost_usd, "test_fraction": test_fraction,
-        "self_consistency": self_consistency, "seeds": len(seeds),
-        "input_cost_per_token": input_cost_per_token, "output_cost_per_token": output_cost_per_token,
+        "dataset_id": found.id,
+        "dataset": found.name,
+        "output_dataset": out_name,
+        "teacher": teacher,
+        "api_base": api_base,
+        "api_key_env": api_key_env,
+        "target_size": target,
+        "concurrency": concurrency,
+        "temperature": temperature,
+        "max_cost_usd": max_cost_usd,
+        "test_fraction": test_fraction,
+        "self_consistency": self_consistency,
+        "seeds": len(seeds),
+        "input_cost_per_token": input_cost_per_token,
+        "output_cost_per_token": output_cost_per_token,
     }
     return found, params
 
@@ -121,10 +131,21 @@ async def amplify_dataset(
     apply (e.g. a local model at `api_base`)."""
     rt = runtime(ctx)
     found, params = await amplify_plan(
-        rt, dataset, teacher, target_size=target_size, augment_factor=augment_factor, concurrency=concurrency,
-        temperature=temperature, max_cost_usd=max_cost_usd, api_base=api_base, api_key_env=api_key_env,
-        output_dataset=output_dataset, test_fraction=test_fraction, self_consistency=self_consistency,
-        input_cost_per_token=input_cost_per_token, output_cost_per_token=output_cost_per_token,
+        rt,
+        dataset,
+        teacher,
+        target_size=target_size,
+        augment_factor=augment_factor,
+        concurrency=concurrency,
+        temperature=temperature,
+        max_cost_usd=max_cost_usd,
+        api_base=api_base,
+        api_key_env=api_key_env,
+        output_dataset=output_dataset,
+        test_fraction=test_fraction,
+        self_consistency=self_consistency,
+        input_cost_per_token=input_cost_per_token,
+        output_cost_per_token=output_cost_per_token,
     )
     if dry_run:
         from nanodistill.amplify.job import CONFIG_FIELDS
@@ -135,19 +156,30 @@ async def amplify_dataset(
         seeds = await seeds_of(rt.store, found.id)
         client = teacher_client(params, rt.store, None)
         estimate = await quote(seeds, instruction=found.instruction, teacher=client, config=config)
-        return AmplifyStarted(quote=estimate.model_dump(), output_dataset=params["output_dataset"],
-                              seeds=params["seeds"], target_size=params["target_size"])
+        return AmplifyStarted(
+            quote=estimate.model_dump(),
+            output_dataset=params["output_dataset"],
+            seeds=params["seeds"],
+            target_size=params["target_size"],
+        )
 
     async def prepare(db: Any, job_id: str) -> dict[str, Any]:
         output_id = await ds.insert_dataset(
-            db, params["output_dataset"], instruction=found.instruction,
-            description=f"{found.name} amplified by {teacher} (job {job_id})", parent_id=found.id,
+            db,
+            params["output_dataset"],
+            instruction=found.instruction,
+            description=f"{found.name} amplified by {teacher} (job {job_id})",
+            parent_id=found.id,
         )
         return {"output_dataset_id": output_id}
 
     job = await start_job(rt.store, rt.settings, "amplify", params, prepare=prepare)
-    return AmplifyStarted(job=await job_view(rt.store, job, None), output_dataset=params["output_dataset"],
-                          seeds=params["seeds"], target_size=params["target_size"])
+    return AmplifyStarted(
+        job=await job_view(rt.store, job, None),
+        output_dataset=params["output_dataset"],
+        seeds=params["seeds"],
+        target_size=params["target_size"],
+    )
 
 
 def register(app: MCPServer) -> None:

@@ -103,9 +103,7 @@ def _changed(before: jobs_db.Job, after: jobs_db.Job) -> bool:
     return (before.status, before.stage, before.progress_done) != (after.status, after.stage, after.progress_done)
 
 
-async def get_job(
-    job_id: str, ctx: Context, wait_s: float = 0, events_after: int | None = None
-) -> JobView:
+async def get_job(job_id: str, ctx: Context, wait_s: float = 0, events_after: int | None = None) -> JobView:
     """The state of a job: status, stage, progress, metrics, cost so far, new events, result.
 
     This is how long work is followed. Pass `wait_s` (up to 20) to wait for a change before answering,
@@ -199,8 +197,10 @@ async def resume_job(job_id: str, ctx: Context) -> JobView:
     if job.parent_id:
         raise NanodistillError(f"job {job_id} is a stage of job {job.parent_id}; resume that one instead.")
     if job.status not in jobs_db.RESUMABLE:
-        hint = "it is still active; follow it with get_job" if job.status in jobs_db.ACTIVE else (
-            "it finished successfully; start a new job instead"
+        hint = (
+            "it is still active; follow it with get_job"
+            if job.status in jobs_db.ACTIVE
+            else ("it finished successfully; start a new job instead")
         )
         raise NanodistillError(f"job {job_id} is {job.status} and cannot be resumed: {hint}.")
     async with rt.store.write() as db:

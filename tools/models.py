@@ -134,9 +134,7 @@ async def delete_model(model: str, ctx: Context) -> DeletedModel:
     return DeletedModel(deleted=found.id, files_removed=[str(p) for p in paths])
 
 
-async def export_model(
-    model: str, ctx: Context, format: Literal["fused", "gguf", "ollama"] = "fused"
-) -> JobView:
+async def export_model(model: str, ctx: Context, format: Literal["fused", "gguf", "ollama"] = "fused") -> JobView:
     """Export a trained model as a background `export` job: `fused` (an HF-layout folder that
     mlx_lm.load opens with no adapter), `gguf` (llama-family models), or `ollama` (GGUF plus a Modelfile
     with the chat template and stop tokens). The job result holds the paths."""

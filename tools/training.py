@@ -22,9 +22,7 @@ from tools.jobs import JobView, job_view
 
 async def check_trainable(store: Store, dataset: ds.Dataset, opts: TrainOptions) -> int:
     """The dataset must fill a validation batch and two training batches; returns its train rows."""
-    row = await store.fetchone(
-        "SELECT COUNT(*) FROM examples WHERE dataset_id = ? AND split = 'train'", (dataset.id,)
-    )
+    row = await store.fetchone("SELECT COUNT(*) FROM examples WHERE dataset_id = ? AND split = 'train'", (dataset.id,))
     n_train = int(row[0]) if row else 0
     if n_train == 0:
         raise NanodistillError(f"'dataset' {dataset.name!r} has no training examples; add examples or amplify it.")
@@ -105,10 +103,22 @@ async def train_student(
     """
     rt = runtime(ctx)
     opts = TrainOptions(
-        method=method, iters=iters, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-        lora_rank=lora_rank, lora_scale=lora_scale, num_layers=num_layers, max_seq_length=max_seq_length,
-        val_fraction=val_fraction, mask_prompt=mask_prompt, reasoning=reasoning, seed=seed,
-        grad_checkpoint=grad_checkpoint, steps_per_eval=steps_per_eval, save_every=save_every,
+        method=method,
+        iters=iters,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        lora_rank=lora_rank,
+        lora_scale=lora_scale,
+        num_layers=num_layers,
+        max_seq_length=max_seq_length,
+        val_fraction=val_fraction,
+        mask_prompt=mask_prompt,
+        reasoning=reasoning,
+        seed=seed,
+        grad_checkpoint=grad_checkpoint,
+        steps_per_eval=steps_per_eval,
+        save_every=save_every,
         early_stopping_patience=early_stopping_patience,
     )
     base_model = await registered_base(rt.store, base_model)  # a base registered by import_model, by name or id

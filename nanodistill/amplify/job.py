@@ -57,8 +57,9 @@ async def _copy_holdout(store: Store, source_id: str, output_id: str) -> int:
     """Held-out seeds travel with the amplified dataset (split 'holdout') so evaluation finds them."""
     rows = [Row(e.input, e.output, e.reasoning) async for e in ds.iter_examples(store, source_id, ("holdout",))]
     async with store.write() as db:
-        added = await ds.insert_examples(db, output_id, rows, source="seed", split="holdout",
-                                         provenance={"held_out": True})
+        added = await ds.insert_examples(
+            db, output_id, rows, source="seed", split="holdout", provenance={"held_out": True}
+        )
     return added.added
 
 
@@ -75,8 +76,11 @@ async def run_amplify_job(ctx: JobContext) -> dict[str, Any]:
         await ctx.save_state({"holdout_copied": True, "holdout": held})
     state = await _resume_state(store, output.id, ctx.state.get("policy"))
     if state.traced or state.accepted_inputs:
-        await ctx.event("info", f"resuming: {len(state.traced)} seeds traced and {len(state.accepted_inputs)} "
-                        "examples already stored", {"traced": len(state.traced)})
+        await ctx.event(
+            "info",
+            f"resuming: {len(state.traced)} seeds traced and {len(state.accepted_inputs)} examples already stored",
+            {"traced": len(state.traced)},
+        )
     teacher = teacher_client(p, store, ctx.id)
     by_id = {seed.id: seed for seed in seeds}
 
@@ -84,8 +88,9 @@ async def run_amplify_job(ctx: JobContext) -> dict[str, Any]:
         seed = by_id[seed_id]
         provenance = {"seed_id": seed_id, "teacher_answer": teacher_answer, "agrees": agrees}
         async with store.write() as db:
-            await ds.insert_examples(db, output.id, [Row(seed.input, seed.output, reasoning)], source="seed",
-                                     provenance=provenance)
+            await ds.insert_examples(
+                db, output.id, [Row(seed.input, seed.output, reasoning)], source="seed", provenance=provenance
+            )
 
     async def on_policy(policy: str) -> None:
         await ctx.save_state({"policy": policy})
@@ -94,8 +99,14 @@ async def run_amplify_job(ctx: JobContext) -> dict[str, Any]:
     async def on_accept(example: Accepted) -> None:
         provenance = {**example.provenance, "teacher_answer": example.output}
         async with store.write() as db:
-            await ds.insert_examples(db, output.id, [Row(example.input, example.output, example.reasoning)],
-                                     source="synthetic", split=example.split, provenance=provenance)
+            await ds.insert_examples(
+                db,
+                output.id,
+                [Row(example.input, example.output, example.reasoning)],
+                source="synthetic",
+                split=example.split,
+                provenance=provenance,
+            )
 
     async def on_progress(done: int, total: int, stage: str) -> None:
         await ctx.progress(done, total, stage)
@@ -107,17 +118,22 @@ async def run_amplify_job(ctx: JobContext) -> dict[str, Any]:
     config = AmplifyConfig(**{key: p[key] for key in CONFIG_FIELDS if p.get(key) is not None})
     hooks = AmplifyHooks(on_seed_trace, on_policy, on_accept, on_progress, on_event, ctx.should_stop)
     await ctx.stage("amplifying", f"amplifying {len(seeds)} seeds to {config.target_size} examples with {p['teacher']}")
-    result = await amplify(seeds, instruction=source.instruction, teacher=teacher, config=config, state=state,
-                           hooks=hooks)
+    result = await amplify(
+        seeds, instruction=source.instruction, teacher=teacher, config=config, state=state, hooks=hooks
+    )
     await ctx.set_cost(teacher.totals.cost_usd)
     summary = {"output_dataset": output.name, **result.model_dump()}
     await ctx.metrics({"teacher": result.teacher, "agreement_rate": result.agreement_rate})
     if result.stopped_reason == "cancelled":
         return {"stopped": "cancelled", **summary}
     if result.stopped_reason == "budget":
-        summary["note"] = (f"stopped once the teacher cost reached max_cost_usd={p['max_cost_usd']}: "
-                           f"{result.total_examples} examples kept")
+        summary["note"] = (
+            f"stopped once the teacher cost reached max_cost_usd={p['max_cost_usd']}: "
+            f"{result.total_examples} examples kept"
+        )
     elif result.stopped_reason == "max_rounds":
-        summary["note"] = (f"stopped after {result.rounds} rounds with {result.total_examples} examples: the "
-                           "teacher kept repeating itself; raise temperature or accept fewer")
+        summary["note"] = (
+            f"stopped after {result.rounds} rounds with {result.total_examples} examples: the "
+            "teacher kept repeating itself; raise temperature or accept fewer"
+        )
     return summary

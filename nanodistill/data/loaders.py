@@ -42,9 +42,7 @@ def resolve_import_path(path: str, roots: Iterable[Path], field: str = "path") -
 def _limited(rows: Iterator[Row], field: str) -> Iterator[Row]:
     for count, row in enumerate(rows, start=1):
         if count > MAX_ROWS_PER_CALL:
-            raise NanodistillError(
-                f"'{field}' has more than {MAX_ROWS_PER_CALL:,} rows; add them in several calls."
-            )
+            raise NanodistillError(f"'{field}' has more than {MAX_ROWS_PER_CALL:,} rows; add them in several calls.")
         yield row
 
 
@@ -87,7 +85,7 @@ def _jsonl_rows(path: Path) -> Iterator[Row]:
             except json.JSONDecodeError as exc:
                 raise NanodistillError(
                     f"{path.name} line {number}: not valid JSON ({exc.msg} at column {exc.colno}). "
-                    "Each line must hold one object like {\"input\": \"...\", \"output\": \"...\"}."
+                    'Each line must hold one object like {"input": "...", "output": "..."}.'
                 ) from None
             yield validate_row(raw, f"{path.name} line {number}")
 

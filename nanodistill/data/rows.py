@@ -25,8 +25,7 @@ def validate_row(raw: Any, where: str) -> Row:
     """
     if not isinstance(raw, dict):
         raise NanodistillError(
-            f"{where}: expected an object like {{\"input\": \"...\", \"output\": \"...\"}}, "
-            f"got {type(raw).__name__}."
+            f'{where}: expected an object like {{"input": "...", "output": "..."}}, got {type(raw).__name__}.'
         )
     fields: dict[str, str | None] = {}
     for key in ("input", "output"):
@@ -34,9 +33,7 @@ def validate_row(raw: Any, where: str) -> Row:
         if value is None:
             raise NanodistillError(f"{where}: missing '{key}'. Every example needs 'input' and 'output'.")
         if not isinstance(value, str):
-            raise NanodistillError(
-                f"{where}: '{key}' must be a string, got {type(value).__name__}. Quote it as text."
-            )
+            raise NanodistillError(f"{where}: '{key}' must be a string, got {type(value).__name__}. Quote it as text.")
         if not value.strip():
             raise NanodistillError(f"{where}: '{key}' is empty. Give it some text or drop the row.")
         if len(value) > MAX_TEXT_CHARS:

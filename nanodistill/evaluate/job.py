@@ -95,15 +95,33 @@ async def run_evaluate_job(ctx: JobContext) -> dict[str, Any]:
     def on_progress(done: int, total: int) -> None:
         anyio.from_thread.run(ctx.progress, done, total)
 
-    training = {k: model.metrics.get(k) for k in ("best_val_loss", "final_train_loss", "iterations_done",
-                                                  "trained_tokens", "wall_s", "tokens_per_second")}
+    training = {
+        k: model.metrics.get(k)
+        for k in (
+            "best_val_loss",
+            "final_train_loss",
+            "iterations_done",
+            "trained_tokens",
+            "wall_s",
+            "tokens_per_second",
+        )
+    }
     training.update({"base_model": model.base_model, "method": model.method})
     await ctx.stage("evaluating")
     card = await anyio.to_thread.run_sync(
         lambda: evaluate_student(
-            student, base, sources, instruction=model.instruction, reasoning=reasoning, metric=p["metric"],
-            max_tokens=max_tokens, on_progress=on_progress, should_stop=ctx.should_stop, train_inputs=seen,
-            training=training, loss_plot_uri=f"nanodistill://models/{model.id}/loss.png",
+            student,
+            base,
+            sources,
+            instruction=model.instruction,
+            reasoning=reasoning,
+            metric=p["metric"],
+            max_tokens=max_tokens,
+            on_progress=on_progress,
+            should_stop=ctx.should_stop,
+            train_inputs=seen,
+            training=training,
+            loss_plot_uri=f"nanodistill://models/{model.id}/loss.png",
         )
     )
     if not card.complete:

@@ -164,9 +164,7 @@ def _failure(ctx: JobContext, exc: Exception) -> tuple[str, dict[str, Any]]:
     return "failed", {"error": f"internal error ({type(exc).__name__}: {exc}); see the job log"}
 
 
-async def run_child(
-    parent: JobContext, stage: str, kind: str, params: dict[str, Any], announce: str
-) -> dict[str, Any]:
+async def run_child(parent: JobContext, stage: str, kind: str, params: dict[str, Any], announce: str) -> dict[str, Any]:
     """Run one stage of a multi-stage job in this process, as a child job row of its own.
 
     A stage that already succeeded (in an earlier attempt) is skipped, said so, and its result

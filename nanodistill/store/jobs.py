@@ -76,9 +76,7 @@ def _job(row: aiosqlite.Row) -> Job:
     )
 
 
-async def insert_job(
-    db: aiosqlite.Connection, kind: str, params: dict[str, Any], parent_id: str | None = None
-) -> str:
+async def insert_job(db: aiosqlite.Connection, kind: str, params: dict[str, Any], parent_id: str | None = None) -> str:
     job_id = new_id("job")
     await db.execute(
         "INSERT INTO jobs (id, kind, status, params, parent_id, created_at) VALUES (?, ?, 'queued', ?, ?, ?)",
@@ -104,9 +102,7 @@ async def child_jobs(store: Store, parent_id: str) -> list[Job]:
     return [_job(row) for row in rows]
 
 
-async def list_jobs(
-    store: Store, status: str | None, kind: str | None, limit: int, before: float | None
-) -> list[Job]:
+async def list_jobs(store: Store, status: str | None, kind: str | None, limit: int, before: float | None) -> list[Job]:
     clauses = ["1 = 1"]
     params: list[Any] = []
     if status:
