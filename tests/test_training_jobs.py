@@ -13,7 +13,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,7 +24,7 @@ from mcp import Client
 from nanodistill.errors import NanodistillError
 from nanodistill.student.tiny import build_tiny_student
 from nanodistill.testing.toy_sentiment import INSTRUCTION, label, review
-from tests.mcp_helpers import call, call_error, read_json
+from tests.mcp_helpers import call, call_error, read_json, wait_job
 
 pytestmark = pytest.mark.anyio
 
@@ -72,23 +71,6 @@ async def start_training(client: Client, student: Path, **overrides: Any) -> dic
     job = await call(client, "train_student", **arguments)
     assert job["kind"] == "train" and job["status"] in ("queued", "running")
     return job
-
-
-async def wait_job(
-    client: Client, job_id: str, timeout: float = 180.0, until: Any = None, after: int = 0
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Follow a job with get_job long-polls until it ends (or `until(view, events)` is true);
-    return the last view and the events seen after the event cursor `after`."""
-    events: list[dict[str, Any]] = []
-    cursor = after
-    deadline = time.monotonic() + timeout
-    while True:
-        view = await call(client, "get_job", job_id=job_id, wait_s=10, events_after=cursor)
-        events.extend(view["events"])
-        cursor = view["events_cursor"]
-        if view["next_poll_s"] is None or (until is not None and until(view, events)):
-            return view, events
-        assert time.monotonic() < deadline, f"job {job_id} still {view['status']} after {timeout}s: {view}"
 
 
 def metrics(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
