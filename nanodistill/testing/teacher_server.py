@@ -250,7 +250,9 @@ class TeacherServer:
 
 def start_teacher_server(port: int = 0, *, latency_s: float = 0.0) -> TeacherServer:
     """Start the stand-in teacher on 127.0.0.1 (`port=0` picks a free port) in a background thread."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP matters: asyncio turns Nagle off (TCP_NODELAY) only on sockets that say they are
+    # TCP, and with Nagle on, every reply on a kept-alive connection waited ~40 ms for a delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     server = TeacherServer(sock, Faults(latency_s=latency_s))
