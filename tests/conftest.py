@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from mcp import Client
 
 from nanodistill.settings import load_settings
+from nanodistill.store.db import Store
 from nanodistill.student.blas import fast_blas_env
+from nanodistill.testing.teacher_server import TeacherServer, start_teacher_server
 from server.app import build_server
 
 
@@ -39,6 +41,22 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, blas_folder: Path) -> 
     monkeypatch.setenv("NANODISTILL_HOME", str(path))
     monkeypatch.setenv("NANODISTILL_IMPORT_ROOTS", str(tmp_path))
     return path
+
+
+@pytest.fixture
+def server() -> Iterator[TeacherServer]:
+    """The local stand-in teacher (OpenAI protocol on 127.0.0.1)."""
+    with start_teacher_server() as running:
+        yield running
+
+
+@pytest.fixture
+async def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Store]:
+    """A store of its own in tmp_path, for engine tests that need no MCP server."""
+    monkeypatch.setenv("NANODISTILL_HOME", str(tmp_path))
+    opened = await Store.open(tmp_path / "nanodistill.db")
+    yield opened
+    await opened.close()
 
 
 @pytest.fixture

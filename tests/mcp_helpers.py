@@ -32,6 +32,17 @@ async def read_json(client: Client, uri: str) -> Any:
     return json.loads(result.contents[0].text)  # type: ignore[union-attr]
 
 
+FAST_TRAINING: dict[str, Any] = {
+    "num_layers": -1,
+    "learning_rate": 3e-4,
+    "batch_size": 4,
+    "max_seq_length": 128,
+    "reasoning": "none",
+    "steps_per_eval": 10,
+    "save_every": 10,
+}
+"""train_student options for short, stable runs on the tiny student."""
+
 JobUntil = Callable[[dict[str, Any], list[dict[str, Any]]], bool]
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,26 +25,7 @@ from nanodistill.store.db import Store
 from nanodistill.teacher.cache import SqliteTeacherCache
 from nanodistill.teacher.client import TeacherClient
 from nanodistill.testing import toy_sentiment
-from nanodistill.testing.teacher_server import TeacherServer, start_teacher_server
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def server() -> Iterator[TeacherServer]:
-    with start_teacher_server() as running:
-        yield running
-
-
-@pytest.fixture
-async def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Store]:
-    monkeypatch.setenv("NANODISTILL_HOME", str(tmp_path))
-    opened = await Store.open(tmp_path / "nanodistill.db")
-    yield opened
-    await opened.close()
+from nanodistill.testing.teacher_server import TeacherServer
 
 
 def _seeds() -> list[Seed]:

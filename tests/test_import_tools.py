@@ -27,19 +27,10 @@ from nanodistill.student.gguf_verify import ENGLISH_PARAGRAPH
 from nanodistill.student.tiny import build_tiny_student
 from nanodistill.testing.gguf_files import quantize, requantize_gguf, write_gguf
 from nanodistill.testing.toy_sentiment import INSTRUCTION, label, review
-from tests.mcp_helpers import call, call_error, wait_job
+from tests.mcp_helpers import FAST_TRAINING, call, call_error, wait_job
 
 pytestmark = pytest.mark.anyio
 
-FAST: dict[str, Any] = {
-    "num_layers": -1,
-    "learning_rate": 3e-4,
-    "batch_size": 4,
-    "max_seq_length": 128,
-    "reasoning": "none",
-    "steps_per_eval": 10,
-    "save_every": 10,
-}
 SUPPORTED = "supported: F32, F16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K"
 
 
@@ -141,14 +132,19 @@ async def test_gguf_from_anywhere_imports_once_trains_by_name_and_exports(
     assert answer["base_model"] == str(folder) and answer["adapter"] is None
 
     await call(client, "create_dataset", name="toy", examples=toy_examples(40), instruction=INSTRUCTION)
-    job = await call(client, "train_student", dataset="toy", base_model="tiny-english", iters=6, **FAST)
+    job = await call(client, "train_student", dataset="toy", base_model="tiny-english", iters=6, **FAST_TRAINING)
     trained = await call(client, "get_model", model=(await finished(client, job))["model_name"])
     assert trained["kind"] == "trained" and trained["base_model"] == str(folder)
     error = await call_error(client, "train_student", dataset="toy", base_model=trained["name"])
     assert "is a trained student, not a base model" in error and "export_model(format='fused')" in error
 
     seeds, extra = toy_examples(12, seed=1), toy_examples(40, seed=5)
-    distill = {"instruction": INSTRUCTION, "seeds": seeds, "training_data": extra, "training": {"iters": 4, **FAST}}
+    distill = {
+        "instruction": INSTRUCTION,
+        "seeds": seeds,
+        "training_data": extra,
+        "training": {"iters": 4, **FAST_TRAINING},
+    }
     error = await call_error(client, "distill", name="from-student", student=trained["id"], **distill)
     assert "is a trained student" in error and "does not exist" not in error, error
     job = await call(client, "distill", name="from-base", student=base["id"], **distill)
@@ -195,7 +191,9 @@ async def test_ollama_model_imports_and_trains_by_reference(
     [base] = (await call(client, "list_models", kind="base"))["models"]
     assert base["name"] == "tinyenglish:1b" and base["hyperparameters"] == {"source": "ollama:tinyenglish:1b"}
 
-    job = await call(client, "train_student", dataset="toy", base_model="ollama:tinyenglish:1b", iters=4, **FAST)
+    job = await call(
+        client, "train_student", dataset="toy", base_model="ollama:tinyenglish:1b", iters=4, **FAST_TRAINING
+    )
     trained = await call(client, "get_model", model=(await finished(client, job))["model_name"])
     assert trained["base_model"] == base["paths"]["folder"]  # the same conversion, found by content
     assert bases_left(home) == [Path(base["paths"]["folder"]).name]

@@ -6,8 +6,6 @@ import json
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -22,29 +20,10 @@ from nanodistill.teacher.client import TeacherClient, TeacherError
 from nanodistill.teacher.limits import RateLimiter
 from nanodistill.teacher.provider import load_litellm
 from nanodistill.teacher.retry import backoff_s, classify
-from nanodistill.testing.teacher_server import TeacherServer, start_teacher_server
+from nanodistill.testing.teacher_server import TeacherServer
 
 SECRET = "sk-test-0123456789abcdef-secret"
 HELLO = [{"role": "user", "content": "hello teacher"}]
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def server() -> Iterator[TeacherServer]:
-    with start_teacher_server() as running:
-        yield running
-
-
-@pytest.fixture
-async def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Store]:
-    monkeypatch.setenv("NANODISTILL_HOME", str(tmp_path))
-    opened = await Store.open(tmp_path / "nanodistill.db")
-    yield opened
-    await opened.close()
 
 
 @pytest.fixture

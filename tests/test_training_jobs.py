@@ -24,19 +24,10 @@ from mcp import Client
 from nanodistill.errors import NanodistillError
 from nanodistill.student.tiny import build_tiny_student
 from nanodistill.testing.toy_sentiment import INSTRUCTION, label, review
-from tests.mcp_helpers import call, call_error, read_json, wait_job
+from tests.mcp_helpers import FAST_TRAINING, call, call_error, read_json, wait_job
 
 pytestmark = pytest.mark.anyio
 
-FAST: dict[str, Any] = {
-    "num_layers": -1,
-    "learning_rate": 3e-4,
-    "batch_size": 4,
-    "max_seq_length": 128,
-    "reasoning": "none",
-    "steps_per_eval": 10,
-    "save_every": 10,
-}
 METRIC_KEYS = {"iteration", "tokens_per_second", "peak_memory_gb", "trained_tokens", "learning_rate"}
 
 
@@ -67,7 +58,7 @@ async def make_dataset(client: Client, name: str = "toy", n: int = 70, holdout_f
 
 
 async def start_training(client: Client, student: Path, **overrides: Any) -> dict[str, Any]:
-    arguments = {"dataset": "toy", "base_model": str(student), "iters": 30, **FAST, **overrides}
+    arguments = {"dataset": "toy", "base_model": str(student), "iters": 30, **FAST_TRAINING, **overrides}
     job = await call(client, "train_student", **arguments)
     assert job["kind"] == "train" and job["status"] in ("queued", "running")
     return job
@@ -331,7 +322,7 @@ async def test_bad_arguments_start_no_job(
     client: Client, home: Path, student: Path, overrides: dict[str, Any], words: tuple[str, ...]
 ) -> None:
     await make_dataset(client, n=60, holdout_fraction=0.0)
-    arguments = {"dataset": "toy", "base_model": str(student), "iters": 10, **FAST, **overrides}
+    arguments = {"dataset": "toy", "base_model": str(student), "iters": 10, **FAST_TRAINING, **overrides}
     message = await call_error(client, "train_student", **arguments)
     for word in words:
         assert word in message, message

@@ -98,3 +98,20 @@ class Store:
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
         async with self.db.execute(sql, tuple(params)) as cursor:
             return list(await cursor.fetchall())
+
+    async def newest_first(
+        self, table: str, filters: dict[str, Any], limit: int, before: float | None
+    ) -> list[aiosqlite.Row]:
+        """A page of `table` rows matching the non-None `filters`, newest first, created before `before`.
+
+        `table` and the filter columns are names from the engine's code, never user strings.
+        """
+        clauses = [f"{column} = ?" for column, value in filters.items() if value is not None]
+        params: list[Any] = [value for value in filters.values() if value is not None]
+        if before is not None:
+            clauses.append("created_at < ?")
+            params.append(before)
+        where = " AND ".join(clauses) or "1 = 1"
+        return await self.fetchall(
+            f"SELECT * FROM {table} WHERE {where} ORDER BY created_at DESC LIMIT ?", (*params, limit)
+        )

@@ -103,20 +103,7 @@ async def child_jobs(store: Store, parent_id: str) -> list[Job]:
 
 
 async def list_jobs(store: Store, status: str | None, kind: str | None, limit: int, before: float | None) -> list[Job]:
-    clauses = ["1 = 1"]
-    params: list[Any] = []
-    if status:
-        clauses.append("status = ?")
-        params.append(status)
-    if kind:
-        clauses.append("kind = ?")
-        params.append(kind)
-    if before is not None:
-        clauses.append("created_at < ?")
-        params.append(before)
-    rows = await store.fetchall(
-        f"SELECT * FROM jobs WHERE {' AND '.join(clauses)} ORDER BY created_at DESC LIMIT ?", (*params, limit)
-    )
+    rows = await store.newest_first("jobs", {"status": status, "kind": kind}, limit, before)
     return [_job(row) for row in rows]
 
 

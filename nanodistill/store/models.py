@@ -80,17 +80,7 @@ async def get_model(store: Store, ref: str, field: str = "model") -> Model:
 
 
 async def list_models(store: Store, kind: str | None, limit: int, before: float | None) -> list[Model]:
-    clauses: list[str] = ["1 = 1"]
-    params: list[Any] = []
-    if kind:
-        clauses.append("kind = ?")
-        params.append(kind)
-    if before is not None:
-        clauses.append("created_at < ?")
-        params.append(before)
-    rows = await store.fetchall(
-        f"SELECT * FROM models WHERE {' AND '.join(clauses)} ORDER BY created_at DESC LIMIT ?", (*params, limit)
-    )
+    rows = await store.newest_first("models", {"kind": kind}, limit, before)
     return [_model(row) for row in rows]
 
 
