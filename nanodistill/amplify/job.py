@@ -109,8 +109,7 @@ async def run_amplify_job(ctx: JobContext) -> dict[str, Any]:
             )
 
     async def on_progress(done: int, total: int, stage: str) -> None:
-        await ctx.progress(done, total, stage)
-        await ctx.set_cost(teacher.totals.cost_usd)
+        await ctx.progress(done, total, stage, cost_usd=teacher.totals.cost_usd)
 
     async def on_event(level: str, message: str, data: dict[str, Any]) -> None:
         await ctx.event(level, message, data)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import anyio
 
 from nanodistill.settings import Settings
@@ -58,12 +59,19 @@ class JobContext:
         async with self.store.write() as db:
             await jobs_db.add_event(db, self.id, level, message, data)
 
-    async def progress(self, done: float, total: float | None, stage: str | None = None) -> None:
+    async def progress(
+        self, done: float, total: float | None, stage: str | None = None, cost_usd: float | None = None
+    ) -> None:
+        """Record progress (and the cost so far, when given, in the same write)."""
         fields: dict[str, Any] = {"progress_done": done, "progress_total": total}
         if stage is not None:
             fields["stage"] = stage
+        if cost_usd is not None:
+            fields["cost_usd"] = cost_usd
         async with self.store.write() as db:
             await jobs_db.update_job(db, self.id, **fields)
+            if cost_usd is not None:
+                await self._roll_up_cost(db)
         if self.parent is not None and total:
             start, width = self.parent.span
             await self.parent.progress(start + width * min(done / total, 1.0), 100.0)
@@ -85,9 +93,13 @@ class JobContext:
     async def set_cost(self, cost_usd: float) -> None:
         async with self.store.write() as db:
             await jobs_db.update_job(db, self.id, cost_usd=cost_usd)
-            if self.parent is not None:
-                await db.execute(
-                    "UPDATE jobs SET cost_usd = (SELECT COALESCE(SUM(cost_usd), 0) FROM jobs WHERE parent_id = ?) "
-                    "WHERE id = ?",
-                    (self.parent.id, self.parent.id),
-                )
+            await self._roll_up_cost(db)
+
+    async def _roll_up_cost(self, db: aiosqlite.Connection) -> None:
+        """A parent job's cost is the sum of its children's."""
+        if self.parent is not None:
+            await db.execute(
+                "UPDATE jobs SET cost_usd = (SELECT COALESCE(SUM(cost_usd), 0) FROM jobs WHERE parent_id = ?) "
+                "WHERE id = ?",
+                (self.parent.id, self.parent.id),
+            )

@@ -6,7 +6,7 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
@@ -150,8 +150,7 @@ async def insert_examples(
     position = int((await cursor.fetchone())[0]) + 1  # type: ignore[index]
     prov = json.dumps(provenance or {})
     added = duplicates = 0
-    iterator: Iterator[Row] = iter(rows)
-    while batch := await anyio.to_thread.run_sync(_next_batch, iterator):
+    async for batch in _batches(rows):
         stamp = now()
         params = []
         for row in batch:
@@ -194,8 +193,20 @@ async def bump_version(db: aiosqlite.Connection, dataset_id: str) -> None:
     await db.execute("UPDATE datasets SET version = version + 1, updated_at = ? WHERE id = ?", (now(), dataset_id))
 
 
+async def _batches(rows: Iterable[Row]) -> AsyncIterator[list[Row]]:
+    """Rows in batches of INSERT_BATCH. Rows already in memory are sliced on the spot (an amplify job
+    commits one example at a time); a lazy reader is drained in a worker thread, so parsing a big file
+    never blocks the loop."""
+    if isinstance(rows, Sequence):
+        for start in range(0, len(rows), INSERT_BATCH):
+            yield list(rows[start : start + INSERT_BATCH])
+        return
+    iterator = iter(rows)
+    while batch := await anyio.to_thread.run_sync(_next_batch, iterator):
+        yield batch
+
+
 def _next_batch(rows: Iterator[Row]) -> list[Row]:
-    """Read and validate the next batch in a worker thread: parsing a big file never blocks the loop."""
     return list(islice(rows, INSERT_BATCH))
 
 

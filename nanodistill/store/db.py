@@ -92,12 +92,12 @@ class Store:
                 await self.db.execute("COMMIT")
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
-        async with self.db.execute(sql, tuple(params)) as cursor:
-            return await cursor.fetchone()
+        """The first row of a query that selects by key or aggregates (all its rows are read)."""
+        rows = await self.db.execute_fetchall(sql, tuple(params))
+        return next(iter(rows), None)
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
-        async with self.db.execute(sql, tuple(params)) as cursor:
-            return list(await cursor.fetchall())
+        return list(await self.db.execute_fetchall(sql, tuple(params)))
 
     async def newest_first(
         self, table: str, filters: dict[str, Any], limit: int, before: float | None
