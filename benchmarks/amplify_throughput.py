@@ -40,28 +40,16 @@ CONCURRENCY = 16
 GOALS = {"ratio_to_ideal_max": 1.2, "speedup_vs_c1_min": 10}
 
 
-async def _structured(client: Any, tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    if result.is_error or result.structured_content is None:
-        text = " ".join(getattr(c, "text", "") for c in result.content)
-        raise SystemExit(f"{tool} failed: {text}")
-    content: dict[str, Any] = result.structured_content
-    return content
-
-
 async def _amplify_job(teacher: dict[str, Any], home: Path, *, concurrency: int, target: int) -> dict[str, Any]:
     """One amplify job through the tools in a fresh home; its amplification time and network calls."""
-    from mcp import Client
-
-    from nanodistill.settings import load_settings
     from nanodistill.testing import toy_sentiment
-    from server.app import build_server
+    from server.client import call, session
 
     home.mkdir()
     os.environ["NANODISTILL_HOME"] = str(home)
     seeds = [{"input": text, "output": label} for text, label in toy_sentiment.SEEDS]
-    async with Client(build_server(load_settings())) as client:
-        await _structured(
+    async with session() as client:
+        await call(
             client,
             "create_dataset",
             name="reviews",
@@ -69,7 +57,7 @@ async def _amplify_job(teacher: dict[str, Any], home: Path, *, concurrency: int,
             instruction=toy_sentiment.INSTRUCTION,
             holdout_fraction=0,
         )
-        started = await _structured(
+        started = await call(
             client,
             "amplify_dataset",
             dataset="reviews",
@@ -82,7 +70,7 @@ async def _amplify_job(teacher: dict[str, Any], home: Path, *, concurrency: int,
         events: list[dict[str, Any]] = []
         view = started["job"]
         while view["next_poll_s"] is not None:
-            view = await _structured(client, "get_job", job_id=job_id, wait_s=5, events_after=view["events_cursor"])
+            view = await call(client, "get_job", job_id=job_id, wait_s=5, events_after=view["events_cursor"])
             events += view["events"]
     if view["status"] != "succeeded" or view["result"]["total_examples"] != target:
         raise SystemExit(f"the concurrency-{concurrency} job did not reach {target}: {view['status']} {view}")

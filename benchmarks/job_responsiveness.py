@@ -78,15 +78,9 @@ async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
     from nanodistill.testing import toy_sentiment
     from nanodistill.testing.teacher_server import MODEL
     from server.app import build_server
+    from server.client import call
 
     teacher_model = f"openai/{MODEL}"
-
-    async def structured(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
-        result = await client.call_tool(tool, arguments)
-        if result.is_error or result.structured_content is None:
-            text = " ".join(getattr(c, "text", "") for c in result.content)
-            raise SystemExit(f"{tool} failed: {text}")
-        return result.structured_content
 
     async def measure(client: Client, job_id: str, cursor: int) -> tuple[list[float], list[float], int]:
         tools_ms: list[float] = []
@@ -97,7 +91,7 @@ async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
             tools_ms.append((time.perf_counter() - started) * 1000)
             assert listed.tools
             started = time.perf_counter()
-            view = await structured(client, "get_job", job_id=job_id, events_after=cursor)
+            view = await call(client, "get_job", job_id=job_id, events_after=cursor)
             get_ms.append((time.perf_counter() - started) * 1000)
             cursor = view["events_cursor"]
             await anyio.sleep(args.gap_ms / 1000)
@@ -107,7 +101,7 @@ async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
     teacher = start_teacher_process(args.latency)
     try:
         async with Client(build_server()) as client:
-            await structured(
+            await call(
                 client,
                 "create_dataset",
                 name="reviews",
@@ -117,7 +111,7 @@ async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
             )
             await client.list_tools()  # warm-up: the session's first tools/list is not counted in either condition
             job_started = time.monotonic()
-            started = await structured(
+            started = await call(
                 client,
                 "amplify_dataset",
                 dataset="reviews",
@@ -130,18 +124,18 @@ async def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
             job_id = started["job"]["id"]
             cursor = 0
             while True:  # wait until the job is amplifying: process started, LiteLLM loaded, calls flowing
-                view = await structured(client, "get_job", job_id=job_id, wait_s=2, events_after=cursor)
+                view = await call(client, "get_job", job_id=job_id, wait_s=2, events_after=cursor)
                 cursor = view["events_cursor"]
                 if view["next_poll_s"] is None:
                     raise SystemExit(f"the job ended before it could be measured: {view['status']} {view['error']}")
                 if view["status"] == "running" and view["progress"]["done"] > len(seeds):
                     break
             loaded_tools, loaded_get, cursor = await measure(client, job_id, cursor)
-            view = await structured(client, "get_job", job_id=job_id, events_after=cursor)
+            view = await call(client, "get_job", job_id=job_id, events_after=cursor)
             ran_throughout = view["status"] == "running"
             done_at_end = view["progress"]["done"]
             while view["next_poll_s"] is not None:
-                view = await structured(client, "get_job", job_id=job_id, wait_s=5, events_after=view["events_cursor"])
+                view = await call(client, "get_job", job_id=job_id, wait_s=5, events_after=view["events_cursor"])
             job_s = time.monotonic() - job_started
             cursor = view["events_cursor"]
             idle_tools, idle_get, _ = await measure(client, job_id, cursor)

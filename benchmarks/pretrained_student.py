@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import sqlite3
 import sys
 import tempfile
@@ -54,19 +53,6 @@ def settings_for(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def reviews(n: int, seed: int, exclude: set[str]) -> list[dict[str, str]]:
-    """n distinct toy reviews, none of them in `exclude`, with their gold labels."""
-    from nanodistill.testing.toy_sentiment import label, review
-
-    rng = random.Random(seed)
-    seen: dict[str, str] = {}
-    while len(seen) < n:
-        text = review(rng)
-        if text not in exclude:
-            seen.setdefault(text, label(text))
-    return [{"input": text, "output": gold} for text, gold in seen.items()]
-
-
 def lenient(answer: str | None, gold: str) -> bool:
     """The answer names the gold label and not the other one (a generous reading of a chatty base)."""
     text = (answer or "").lower()
@@ -75,7 +61,7 @@ def lenient(answer: str | None, gold: str) -> bool:
 
 
 async def wait_job(client: Any, job_id: str, timeout: float) -> dict[str, Any]:
-    from tests.mcp_helpers import call
+    from server.client import call
 
     deadline = time.monotonic() + timeout
     while True:
@@ -96,10 +82,11 @@ async def run(args: argparse.Namespace, options: dict[str, Any]) -> dict[str, An
     from mcp import Client
 
     from nanodistill.testing.toy_sentiment import INSTRUCTION
+    from nanodistill.testing.toy_sentiment import examples as reviews
     from server.app import build_server
-    from tests.mcp_helpers import call
+    from server.client import call
 
-    train = reviews(args.train, seed=0, exclude=set())
+    train = reviews(args.train, seed=0)
     test = reviews(args.test, seed=1, exclude={row["input"] for row in train})
     walls: dict[str, float] = {}
     async with Client(build_server()) as client:

@@ -63,13 +63,14 @@ async def run_job(student: Path, options: dict[str, Any], name: str) -> dict[str
     from mcp import Client
 
     from server.app import build_server
+    from server.client import call
 
     async with Client(build_server()) as client:
         started = time.perf_counter()
-        view = await _call(client, "train_student", dataset="toy", base_model=str(student), name=name, **options)
+        view = await call(client, "train_student", dataset="toy", base_model=str(student), name=name, **options)
         cursor, speeds = 0, []
         while True:
-            view = await _call(client, "get_job", job_id=view["id"], wait_s=10, events_after=cursor)
+            view = await call(client, "get_job", job_id=view["id"], wait_s=10, events_after=cursor)
             cursor = view["events_cursor"]
             for event in view["events"]:
                 data = event["data"]
@@ -81,14 +82,6 @@ async def run_job(student: Path, options: dict[str, Any], name: str) -> dict[str
     if view["status"] != "succeeded":
         raise SystemExit(f"train job ended {view['status']}: {view.get('error')}")
     return {"id": view["id"], "wall_s": wall, "speeds": speeds, "job_wall_s": view["metrics"].get("wall_s")}
-
-
-async def _call(client: Any, tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    if result.is_error:
-        raise SystemExit(f"{tool} failed: {' '.join(getattr(c, 'text', '') for c in result.content)}")
-    structured: dict[str, Any] = result.structured_content
-    return structured
 
 
 def run_cli(student: Path, data_dir: Path, options: dict[str, Any], out: Path, env: dict[str, str]) -> dict[str, Any]:
@@ -185,21 +178,16 @@ def main() -> int:
 
 
 async def _make_dataset() -> None:
-    import random
-
     from mcp import Client
 
-    from nanodistill.testing.toy_sentiment import INSTRUCTION, label, review
+    from nanodistill.testing.toy_sentiment import INSTRUCTION
+    from nanodistill.testing.toy_sentiment import examples as toy_examples
     from server.app import build_server
+    from server.client import call
 
-    rng = random.Random(0)
-    seen: dict[str, str] = {}
-    while len(seen) < 80:
-        text = review(rng)
-        seen.setdefault(text, label(text))
-    examples = [{"input": text, "output": gold} for text, gold in seen.items()]
+    examples = toy_examples(80, seed=0)
     async with Client(build_server()) as client:
-        await _call(client, "create_dataset", name="toy", examples=examples, instruction=INSTRUCTION,
+        await call(client, "create_dataset", name="toy", examples=examples, instruction=INSTRUCTION,
                     holdout_fraction=0.1)  # fmt: skip
 
 

@@ -9,7 +9,6 @@ had, and the demo says so.
 from __future__ import annotations
 
 import json
-import random
 import sys
 import time
 from typing import Any
@@ -60,14 +59,7 @@ def say(text: str) -> None:
 def demo_seeds() -> list[dict[str, str]]:
     from nanodistill.testing import toy_sentiment
 
-    rng = random.Random(7)
-    rows: list[dict[str, str]] = []
-    while len(rows) < SEEDS:
-        review = toy_sentiment.review(rng)
-        label = toy_sentiment.label(review)
-        if sum(r["output"] == label for r in rows) < SEEDS // 2:
-            rows.append({"input": review, "output": label})
-    return rows
+    return toy_sentiment.examples(SEEDS, seed=7, balanced=True)
 
 
 async def _student(client: Client, tiny: bool) -> tuple[str, dict[str, Any], bool]:

@@ -9,7 +9,6 @@ processes); the student is the tiny random-weight model, so each pipeline run ta
 from __future__ import annotations
 
 import json
-import random
 import sqlite3
 import sys
 from collections.abc import Iterator
@@ -23,7 +22,8 @@ from mcp.shared.exceptions import MCPError
 from nanodistill.api import DistillResult, distill
 from nanodistill.student.tiny import build_tiny_student
 from nanodistill.testing.teacher_server import TeacherServer, start_teacher_server
-from nanodistill.testing.toy_sentiment import INSTRUCTION, label, review
+from nanodistill.testing.toy_sentiment import INSTRUCTION
+from nanodistill.testing.toy_sentiment import examples as toy_examples
 from server.app import build_server
 from tests.mcp_helpers import call, call_error, wait_job
 
@@ -34,19 +34,7 @@ TARGET_SIZE = 80
 STAGES = ("amplify", "train", "evaluate")
 
 
-def toy_examples(n: int, seed: int = 0) -> list[dict[str, str]]:
-    """n distinct toy reviews with their gold labels, as balanced as the draw allows."""
-    rng = random.Random(seed)
-    seen: dict[str, str] = {}
-    while len(seen) < n:
-        text = review(rng)
-        gold = label(text)
-        if sum(v == gold for v in seen.values()) < (n + 1) // 2:
-            seen.setdefault(text, gold)
-    return [{"input": text, "output": gold} for text, gold in seen.items()]
-
-
-SEEDS = toy_examples(12, seed=1)
+SEEDS = toy_examples(12, seed=1, balanced=True)
 
 
 @pytest.fixture
@@ -301,7 +289,7 @@ async def test_a_name_in_use_is_refused_before_anything_is_written(client: Clien
         seeds=SEEDS,
         instruction=INSTRUCTION,
         student=str(student),
-        training_data=toy_examples(40, seed=3),
+        training_data=toy_examples(40, seed=3, balanced=True),
     )
     assert "'taken' already exists" in message, message
     assert count(home, "datasets") == 1 and count(home, "jobs") == 0
@@ -357,7 +345,7 @@ def test_distill_from_python(home: Path, tmp_path: Path, teacher: TeacherServer,
         instruction=INSTRUCTION,
         student=str(student),
         output_dir=out,
-        training_data=toy_examples(60, seed=5),
+        training_data=toy_examples(60, seed=5, balanced=True),
         training=TRAINING,
     )
     assert (direct.model_path / "adapters.safetensors").is_file()
@@ -399,7 +387,7 @@ async def test_improve_student_quotes_the_worst_examples_of_the_card(client: Cli
         seeds=SEEDS,
         instruction=INSTRUCTION,
         student=str(student),
-        training_data=toy_examples(60, seed=5),
+        training_data=toy_examples(60, seed=5, balanced=True),
         training=TRAINING,
     )
     done, _ = await wait_job(client, job["id"])

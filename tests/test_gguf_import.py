@@ -26,7 +26,14 @@ from nanodistill.student.gguf_verify import verify_conversion
 from nanodistill.student.imports import import_base_model, resolve_base_model
 from nanodistill.student.ollama import resolve_ollama
 from nanodistill.student.tiny import build_tiny_student
-from nanodistill.testing.gguf_files import quantize, requantize_gguf, write_gguf
+from nanodistill.testing.gguf_files import (
+    DAMAGES,
+    damaged_gguf,
+    quantize,
+    requantize_gguf,
+    tiny_llama_metadata,
+    write_gguf,
+)
 
 NO_LIMIT = float("inf")  # random tiny weights are not a language model; skip the perplexity bound
 SAMPLE = "<|im_start|>user\nThe food was great, 42 times!<|im_end|>\n"
@@ -63,18 +70,6 @@ def _logits(folder: Path, text: str) -> tuple[list[int], mx.array]:
     model, tokenizer = loaded[0], loaded[1]
     ids = tokenizer.encode(text, add_special_tokens=False)
     return ids, model(mx.array(ids)[None])[0]
-
-
-def _tiny_metadata(**changes: object) -> dict[str, object]:
-    meta: dict[str, object] = {
-        "general.architecture": "llama",
-        "llama.block_count": 1,
-        "llama.embedding_length": 256,
-        "llama.attention.head_count": 4,
-        "tokenizer.ggml.model": "gpt2",
-    }
-    meta.update(changes)
-    return meta
 
 
 def test_export_writes_a_bpe_vocabulary_llama_cpp_reads(tiny: tuple[Path, Path]) -> None:
@@ -132,7 +127,9 @@ def test_q6_k_decoding_agrees_with_mlx_and_q4_k_round_trips(tmp_path: Path) -> N
     values = np.random.default_rng(1).normal(0, 0.05, (8, 512)).astype(np.float32)
     for ggml_type, step in (("Q6_K", 1 / 31), ("Q4_K", 2 / 15)):
         raw = quantize(values, ggml_type)
-        path = write_gguf(tmp_path / f"{ggml_type}.gguf", _tiny_metadata(), {"w.weight": (ggml_type, (8, 512), raw)})
+        path = write_gguf(
+            tmp_path / f"{ggml_type}.gguf", tiny_llama_metadata(), {"w.weight": (ggml_type, (8, 512), raw)}
+        )
         decoded = dequantize_k(path, read_gguf_header(path).tensors[0])
         assert np.abs(decoded - values).max() < step * np.abs(values).max()
         if ggml_type == "Q6_K":
@@ -161,21 +158,21 @@ def test_random_weights_are_refused_by_perplexity_and_leave_nothing(tiny: tuple[
 
 def test_unsupported_tensor_type_is_named(tmp_path: Path) -> None:
     raw = bytes(176)  # one Q5_K block of 256 values
-    path = write_gguf(tmp_path / "k.gguf", _tiny_metadata(), {"token_embd.weight": ("Q5_K", (1, 256), raw)})
+    path = write_gguf(tmp_path / "k.gguf", tiny_llama_metadata(), {"token_embd.weight": ("Q5_K", (1, 256), raw)})
     with pytest.raises(NanodistillError, match=r"Q5_K.*supported: F32, F16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K"):
         convert_gguf(path, tmp_path / "conv")
 
 
 def test_unsupported_architecture_is_named(tmp_path: Path) -> None:
     weights = {"token_embd.weight": ("Q8_0", (1, 256), quantize(np.ones(256), "Q8_0"))}
-    path = write_gguf(tmp_path / "g.gguf", _tiny_metadata(**{"general.architecture": "gemma2"}), weights)
+    path = write_gguf(tmp_path / "g.gguf", tiny_llama_metadata(**{"general.architecture": "gemma2"}), weights)
     with pytest.raises(NanodistillError, match=r"'gemma2' is not supported.*llama.*qwen2"):
         convert_gguf(path, tmp_path / "conv")
 
 
 def test_incomplete_gguf_names_what_is_missing(tmp_path: Path) -> None:
     weights = {"token_embd.weight": ("Q8_0", (1, 256), quantize(np.ones(256), "Q8_0"))}
-    meta = _tiny_metadata(**{"llama.feed_forward_length": 512})
+    meta = tiny_llama_metadata(**{"llama.feed_forward_length": 512})
     path = write_gguf(tmp_path / "part.gguf", meta, weights)
     with pytest.raises(NanodistillError, match=r"incomplete: output_norm\.weight, blk\.0\.attn_norm\.weight"):
         convert_gguf(path, tmp_path / "conv")
@@ -193,27 +190,11 @@ def test_sentencepiece_vocabulary_is_refused(tiny: tuple[Path, Path], tmp_path: 
     assert not (tmp_path / "conv").exists()
 
 
-def _damage(gguf: Path, out: Path, how: str) -> Path:
-    data = bytearray(gguf.read_bytes())
-    if how == "magic":
-        data[:4] = b"GGML"
-    elif how == "header-cut":
-        data = data[:300]
-    elif how == "data-cut":
-        data = data[: len(data) - 1000]
-    elif how == "huge-length":
-        data[24:32] = (2**40).to_bytes(8, "little")  # length of the first metadata key
-    elif how == "empty":
-        data = bytearray()
-    out.write_bytes(bytes(data))
-    return out
-
-
-@pytest.mark.parametrize("how", ["magic", "header-cut", "data-cut", "huge-length", "empty"])
+@pytest.mark.parametrize("how", DAMAGES)
 def test_corrupt_and_truncated_files_are_refused_cleanly(
     tiny: tuple[Path, Path], tmp_path: Path, home: Path, how: str
 ) -> None:
-    bad = _damage(tiny[1], tmp_path / "bad.gguf", how)
+    bad = damaged_gguf(tiny[1], tmp_path / "bad.gguf", how)
     with pytest.raises(NanodistillError, match=r"GGUF|truncated|corrupt"):
         import_base_model(str(bad), load_settings())
     assert not list((home / "artifacts" / "bases").glob("*"))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import shutil
 import time
 from pathlib import Path
@@ -25,8 +24,16 @@ from mcp import Client
 from nanodistill.student.gguf_export import export_gguf
 from nanodistill.student.gguf_verify import ENGLISH_PARAGRAPH
 from nanodistill.student.tiny import build_tiny_student
-from nanodistill.testing.gguf_files import quantize, requantize_gguf, write_gguf
-from nanodistill.testing.toy_sentiment import INSTRUCTION, label, review
+from nanodistill.testing.gguf_files import (
+    DAMAGES,
+    damaged_gguf,
+    quantize,
+    requantize_gguf,
+    tiny_llama_metadata,
+    write_gguf,
+)
+from nanodistill.testing.toy_sentiment import INSTRUCTION
+from nanodistill.testing.toy_sentiment import examples as toy_examples
 from tests.mcp_helpers import FAST_TRAINING, call, call_error, wait_job
 
 pytestmark = pytest.mark.anyio
@@ -39,15 +46,6 @@ async def finished(client: Client, job: dict[str, Any], timeout: float = 240.0) 
     view, _ = await wait_job(client, job["id"], timeout)
     assert view["status"] == "succeeded", f"{view['kind']} job {view['status']}: {view['error']}"
     return cast(dict[str, Any], view["result"])
-
-
-def toy_examples(n: int, seed: int = 0) -> list[dict[str, str]]:
-    rng = random.Random(seed)
-    seen: dict[str, str] = {}
-    while len(seen) < n:
-        text = review(rng)
-        seen.setdefault(text, label(text))
-    return [{"input": text, "output": gold} for text, gold in seen.items()]
 
 
 def gguf_metadata(path: str | Path) -> dict[str, Any]:
@@ -199,42 +197,16 @@ async def test_ollama_model_imports_and_trains_by_reference(
     assert bases_left(home) == [Path(base["paths"]["folder"]).name]
 
 
-def _tiny_metadata(**changes: object) -> dict[str, object]:
-    meta: dict[str, object] = {
-        "general.architecture": "llama",
-        "llama.block_count": 1,
-        "llama.embedding_length": 256,
-        "llama.attention.head_count": 4,
-        "tokenizer.ggml.model": "gpt2",
-    }
-    meta.update(changes)
-    return meta
-
-
-def _damaged(gguf: Path, out: Path, how: str) -> Path:
-    data = bytearray(gguf.read_bytes())
-    if how == "magic":
-        data[:4] = b"GGML"
-    elif how == "header-cut":
-        data = data[:300]
-    elif how == "data-cut":
-        data = data[: len(data) - 1000]
-    elif how == "huge-length":
-        data[24:32] = (2**40).to_bytes(8, "little")  # length of the first metadata key
-    elif how == "empty":
-        data = bytearray()
-    out.write_bytes(bytes(data))
-    return out
-
-
 async def test_unsupported_and_damaged_ggufs_are_refused_before_any_job(
     client: Client, home: Path, random_gguf: Path, tmp_path: Path
 ) -> None:
     one_block = quantize(np.ones(256), "Q8_0")
-    q5k = write_gguf(tmp_path / "q5k.gguf", _tiny_metadata(), {"token_embd.weight": ("Q5_K", (1, 256), bytes(176))})
+    q5k = write_gguf(
+        tmp_path / "q5k.gguf", tiny_llama_metadata(), {"token_embd.weight": ("Q5_K", (1, 256), bytes(176))}
+    )
     gemma = write_gguf(
         tmp_path / "gemma.gguf",
-        _tiny_metadata(**{"general.architecture": "gemma2"}),
+        tiny_llama_metadata(**{"general.architecture": "gemma2"}),
         {"token_embd.weight": ("Q8_0", (1, 256), one_block)},
     )
     for path, expected in ((q5k, ("Q5_K", SUPPORTED)), (gemma, ("'gemma2' is not supported", "llama", "qwen2"))):
@@ -242,8 +214,8 @@ async def test_unsupported_and_damaged_ggufs_are_refused_before_any_job(
             extra = {"dataset": "toy"} if tool == "train_student" else {}
             error = await call_error(client, tool, **{field: str(path)}, **extra)
             assert all(part in error for part in expected), error
-    for how in ("magic", "header-cut", "data-cut", "huge-length", "empty"):
-        bad = _damaged(random_gguf, tmp_path / f"{how}.gguf", how)
+    for how in DAMAGES:
+        bad = damaged_gguf(random_gguf, tmp_path / f"{how}.gguf", how)
         error = await call_error(client, "import_model", source=str(bad))
         assert str(bad) in error and any(word in error for word in ("GGUF", "truncated", "corrupt")), (how, error)
     assert (await call(client, "list_jobs"))["jobs"] == []

@@ -10,7 +10,6 @@ Every test gets its own server (and so a cold model cache) over that home.
 from __future__ import annotations
 
 import json
-import random
 import re
 import sqlite3
 import threading
@@ -27,7 +26,8 @@ from pydantic import BaseModel
 
 import nanodistill.student.cache as student_cache
 from nanodistill.student.tiny import build_tiny_student
-from nanodistill.testing.toy_sentiment import INSTRUCTION, explain, label, review
+from nanodistill.testing.toy_sentiment import INSTRUCTION
+from nanodistill.testing.toy_sentiment import examples as toy_examples
 from server.app import build_server
 from tests.mcp_helpers import call, call_error, wait_job
 from tools._common import runtime
@@ -55,20 +55,6 @@ class World:
     thinker: dict[str, Any]
     planted: str
     holdout_inputs: tuple[str, ...]
-
-
-def toy_examples(n: int, seed: int, *, reasoning: bool = False) -> list[dict[str, str]]:
-    """n distinct toy reviews with their gold labels (and a short trace when `reasoning`)."""
-    rng = random.Random(seed)
-    seen: dict[str, str] = {}
-    while len(seen) < n:
-        text = review(rng)
-        seen.setdefault(text, label(text))
-    rows = [{"input": text, "output": gold} for text, gold in seen.items()]
-    if reasoning:
-        for row in rows:
-            row["reasoning"] = explain(row["input"], row["output"])
-    return rows
 
 
 def near_duplicate(text: str) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import os
-import random
 import signal
 import sqlite3
 import subprocess
@@ -23,22 +22,13 @@ from mcp import Client
 
 from nanodistill.errors import NanodistillError
 from nanodistill.student.tiny import build_tiny_student
-from nanodistill.testing.toy_sentiment import INSTRUCTION, label, review
+from nanodistill.testing.toy_sentiment import INSTRUCTION
+from nanodistill.testing.toy_sentiment import examples as toy_examples
 from tests.mcp_helpers import FAST_TRAINING, call, call_error, read_json, wait_job
 
 pytestmark = pytest.mark.anyio
 
 METRIC_KEYS = {"iteration", "tokens_per_second", "peak_memory_gb", "trained_tokens", "learning_rate"}
-
-
-def toy_examples(n: int, seed: int = 0) -> list[dict[str, str]]:
-    """n distinct toy reviews with their gold labels."""
-    rng = random.Random(seed)
-    seen: dict[str, str] = {}
-    while len(seen) < n:
-        text = review(rng)
-        seen.setdefault(text, label(text))
-    return [{"input": text, "output": gold} for text, gold in seen.items()]
 
 
 @pytest.fixture

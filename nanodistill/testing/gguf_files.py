@@ -141,3 +141,37 @@ def requantize_gguf(src: Path, dst: Path, ggml_type: str) -> Path:
         else:
             tensors[tensor.name] = ("F32", tensor.shape, values.astype(np.float32).tobytes())
     return write_gguf(dst, header.metadata, tensors)
+
+
+DAMAGES = ("magic", "header-cut", "data-cut", "huge-length", "empty")
+
+
+def damaged_gguf(gguf: Path, out: Path, how: str) -> Path:
+    """A copy of ``gguf`` broken one way (one of DAMAGES): wrong magic, cut header or data, a
+    metadata key claiming a terabyte, or no bytes at all."""
+    data = bytearray(gguf.read_bytes())
+    if how == "magic":
+        data[:4] = b"GGML"
+    elif how == "header-cut":
+        data = data[:300]
+    elif how == "data-cut":
+        data = data[: len(data) - 1000]
+    elif how == "huge-length":
+        data[24:32] = (2**40).to_bytes(8, "little")  # length of the first metadata key
+    elif how == "empty":
+        data = bytearray()
+    out.write_bytes(bytes(data))
+    return out
+
+
+def tiny_llama_metadata(**changes: object) -> dict[str, object]:
+    """The least metadata a llama GGUF header needs to be read, with `changes` on top."""
+    meta: dict[str, object] = {
+        "general.architecture": "llama",
+        "llama.block_count": 1,
+        "llama.embedding_length": 256,
+        "llama.attention.head_count": 4,
+        "tokenizer.ggml.model": "gpt2",
+    }
+    meta.update(changes)
+    return meta

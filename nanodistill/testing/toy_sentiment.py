@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Collection
 
 INSTRUCTION = "Classify the sentiment of the product review as positive or negative."
 
@@ -107,3 +108,23 @@ def review(rng: random.Random, *, long: bool = False) -> str:
         tail=rng.choice(_TAILS),
     )
     return text + rng.choice(_LONG_EXTRAS) if long else text
+
+
+def examples(
+    n: int, seed: int = 0, *, balanced: bool = False, reasoning: bool = False, exclude: Collection[str] = ()
+) -> list[dict[str, str]]:
+    """n distinct labelled reviews, the same ones for the same seed; none of them in `exclude`.
+    `balanced` keeps either label to at most half (rounded up); `reasoning` adds a short trace."""
+    rng = random.Random(seed)
+    seen: dict[str, str] = {}
+    while len(seen) < n:
+        text = review(rng)
+        gold = label(text)
+        if text in exclude or (balanced and sum(v == gold for v in seen.values()) >= (n + 1) // 2):
+            continue
+        seen.setdefault(text, gold)
+    rows = [{"input": text, "output": gold} for text, gold in seen.items()]
+    if reasoning:
+        for row in rows:
+            row["reasoning"] = explain(row["input"], row["output"])
+    return rows
