@@ -89,7 +89,7 @@ def run_json(script: str, args: list[str], env: dict[str, str]) -> dict[str, obj
 
 def write_data(folder: Path) -> Path:
     """Train/valid rows built from the tiny tokenizer's own corpus, so the text tokenizes well."""
-    from nanodistill.student.tiny import BUILTIN_CORPUS
+    from nanodistill.testing.tiny_student import BUILTIN_CORPUS
 
     folder.mkdir(parents=True, exist_ok=True)
     lines = list(BUILTIN_CORPUS)
@@ -110,9 +110,9 @@ def train_figures(result: dict[str, object]) -> tuple[float, list[float]]:
 
 
 def main() -> int:
+    from nanodistill.platform.blas import blas_status, fast_blas_env, without_fast_blas
     from nanodistill.settings import load_settings
-    from nanodistill.student.blas import blas_status, fast_blas_env, without_fast_blas
-    from nanodistill.student.tiny import build_tiny_student
+    from nanodistill.testing.tiny_student import build_tiny_student
 
     with tempfile.TemporaryDirectory(prefix="nanodistill-bench-") as tmp:
         root = Path(tmp)

@@ -1,6 +1,6 @@
 """query_student latency: what a warm query costs over a bare mlx-lm call, and what the cache saves.
 
-One tiny random-weight student (nanodistill.student.tiny) in a temporary NANODISTILL_HOME, one
+One tiny random-weight student (nanodistill.testing.tiny_student) in a temporary NANODISTILL_HOME, one
 process, one BLAS for every side: mlx's stock one by default (the in-process server does not
 re-exec with the fast BLAS; the baseline runs in the same process, so it uses the same one), or,
 with --fast-blas, the shim that `nanodistill-mcp` re-executes with, for both sides alike.
@@ -211,8 +211,8 @@ async def _process_figures(student: Path, prompt: str) -> dict[str, float]:
 def _root(fast_blas: bool) -> Path:
     """The run's temporary folder (home, student); with --fast-blas, this process re-executes itself
     once with the shim preloaded, as `nanodistill-mcp` does, and the new image keeps the folder."""
+    from nanodistill.platform.blas import reexec_with_fast_blas
     from nanodistill.settings import load_settings
-    from nanodistill.student.blas import reexec_with_fast_blas
 
     if ROOT_ENV in os.environ:
         return Path(os.environ[ROOT_ENV])
@@ -236,9 +236,9 @@ def main() -> None:
     root = _root(args.fast_blas)
     import anyio
 
+    from nanodistill.platform.blas import blas_status
     from nanodistill.settings import load_settings
-    from nanodistill.student.blas import blas_status
-    from nanodistill.student.tiny import build_tiny_student
+    from nanodistill.testing.tiny_student import build_tiny_student
 
     try:
         student = args.model.resolve() if args.model else build_tiny_student(root / "tiny")

@@ -1,6 +1,6 @@
 """What a `train` job costs on top of mlx-lm's own trainer: the same run through MCP and through the CLI.
 
-One tiny random-weight student (nanodistill.student.tiny), one toy sentiment dataset, the same
+One tiny random-weight student (nanodistill.testing.tiny_student), one toy sentiment dataset, the same
 iterations and LoRA settings, trained twice per round in a temporary NANODISTILL_HOME:
 
 - job: `train_student` through an in-memory MCP client, timed from the call until get_job says
@@ -124,9 +124,9 @@ def main() -> int:
         os.environ["NANODISTILL_IMPORT_ROOTS"] = str(root)
         import anyio
 
+        from nanodistill.platform.blas import fast_blas_env
         from nanodistill.settings import load_settings
-        from nanodistill.student.blas import fast_blas_env
-        from nanodistill.student.tiny import build_tiny_student
+        from nanodistill.testing.tiny_student import build_tiny_student
 
         settings = load_settings()
         blas = fast_blas_env(settings)  # builds and checks the shim once, before anything is timed

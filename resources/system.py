@@ -11,7 +11,7 @@ from nanodistill.settings import load_settings
 
 
 async def system_resource() -> str:
-    from nanodistill.doctor import doctor_report
+    from nanodistill.platform.doctor import doctor_report
 
     report = await anyio.to_thread.run_sync(doctor_report, load_settings())
     return json.dumps(report, indent=2, default=str)

@@ -14,7 +14,7 @@ from typing import Any
 
 import anyio
 
-from nanodistill.student.teardown import exit_without_teardown, mlx_loaded
+from nanodistill.platform.teardown import exit_without_teardown, mlx_loaded
 
 AddArguments = Callable[[argparse.ArgumentParser], None]
 Run = Callable[[argparse.Namespace], int]
@@ -69,7 +69,7 @@ def _doctor_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from nanodistill.doctor import doctor_report, format_doctor
+    from nanodistill.platform.doctor import doctor_report, format_doctor
     from nanodistill.settings import load_settings
 
     report = doctor_report(load_settings())

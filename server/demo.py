@@ -81,7 +81,7 @@ async def _student(client: Client, tiny: bool) -> tuple[str, dict[str, Any], boo
             "student: FALLING BACK to the tiny from-scratch student: it proves the plumbing, not the quality."
         )
     from nanodistill.settings import load_settings
-    from nanodistill.student.tiny import build_tiny_student
+    from nanodistill.testing.tiny_student import build_tiny_student
 
     folder = load_settings().artifact_dir("demo") / "tiny-student"
     if not (folder / "config.json").exists():

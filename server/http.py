@@ -10,7 +10,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nanodistill.settings import Settings
-from server.main import is_loopback
+from server.loopback import is_loopback
 
 
 class BearerTokenMiddleware:

@@ -3,22 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import sys
 import threading
 
 from nanodistill.settings import Settings, load_settings
-
-LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
-
-
-def is_loopback(host: str) -> bool:
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+from server.loopback import is_loopback
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -32,7 +21,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def prepare_fast_blas(settings: Settings) -> None:
     """Give the server's own query path the fast BLAS: re-exec now when it is built and checked,
     else build and check it in the background so job processes and the next start have it."""
-    from nanodistill.student.blas import blas_status, fast_blas_env, reexec_with_fast_blas
+    from nanodistill.platform.blas import blas_status, fast_blas_env, reexec_with_fast_blas
 
     status = blas_status(settings)
     if not (status.applicable and status.enabled):

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
+from nanodistill.platform.blas import fast_blas_env
 from nanodistill.settings import load_settings
 from nanodistill.store.db import Store
-from nanodistill.student.blas import fast_blas_env
 from nanodistill.testing.teacher_server import TeacherServer, start_teacher_server
 from server.app import build_server
 

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nanodistill.settings import Settings, load_settings
-from nanodistill.student.blas import (
+from nanodistill.platform.blas import (
     SHIM_NAME,
     blas_status,
     build_shim,
@@ -24,7 +23,8 @@ from nanodistill.student.blas import (
     self_check,
     shim_dir,
 )
-from nanodistill.student.tiny import build_tiny_student
+from nanodistill.settings import Settings, load_settings
+from nanodistill.testing.tiny_student import build_tiny_student
 from server.cli import main
 
 TARGET, WHY_NOT = detect()
@@ -181,7 +181,7 @@ def test_detection_does_not_import_mlx(shared: Settings) -> None:
     code = (
         "import sys\n"
         "from nanodistill.settings import load_settings\n"
-        "from nanodistill.student.blas import blas_status, detect\n"
+        "from nanodistill.platform.blas import blas_status, detect\n"
         "detect(); blas_status(load_settings())\n"
         "print('mlx' in sys.modules, 'mlx.core' in sys.modules)\n"
     )
@@ -196,7 +196,7 @@ def test_reexec_preloads_the_shim_once(shared: Settings) -> None:
         "import os\n"
         "print('start', flush=True)\n"
         "from nanodistill.settings import load_settings\n"
-        "from nanodistill.student.blas import blas_status, reexec_with_fast_blas\n"
+        "from nanodistill.platform.blas import blas_status, reexec_with_fast_blas\n"
         "settings = load_settings()\n"
         "reexec_with_fast_blas(settings)\n"
         "reexec_with_fast_blas(settings)\n"

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from nanodistill.student.tiny import build_tiny_student
 from nanodistill.testing.teacher_server import start_teacher_server
+from nanodistill.testing.tiny_student import build_tiny_student
 from nanodistill.testing.toy_sentiment import INSTRUCTION
 from tests.test_distill import SEEDS, TRAINING
 

@@ -20,8 +20,8 @@ from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 
 from nanodistill.api import DistillResult, distill
-from nanodistill.student.tiny import build_tiny_student
 from nanodistill.testing.teacher_server import TeacherServer, start_teacher_server
+from nanodistill.testing.tiny_student import build_tiny_student
 from nanodistill.testing.toy_sentiment import INSTRUCTION
 from nanodistill.testing.toy_sentiment import examples as toy_examples
 from server.app import build_server

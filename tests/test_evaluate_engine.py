@@ -27,7 +27,7 @@ from nanodistill.evaluate.report import (
 from nanodistill.evaluate.run import TestExample, TestSource, evaluate_student
 from nanodistill.student.generate import generate_answers
 from nanodistill.student.load import LoadedStudent, load_student
-from nanodistill.student.tiny import build_tiny_student
+from nanodistill.testing.tiny_student import build_tiny_student
 
 GOLDS = ["pos", "pos", "pos", "neg", "neg", "neu"]
 PREDS = ["Pos", "neg", "pos.", "neg", "pos", "maybe"]

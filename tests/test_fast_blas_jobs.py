@@ -11,10 +11,10 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
+from nanodistill.platform.blas import blas_status
 from nanodistill.settings import load_settings
-from nanodistill.student.blas import blas_status
-from nanodistill.student.tiny import build_tiny_student
 from nanodistill.testing import toy_sentiment
+from nanodistill.testing.tiny_student import build_tiny_student
 from tests.mcp_helpers import call
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]

@@ -15,17 +15,17 @@ import numpy as np
 import pytest
 
 from nanodistill.errors import NanodistillError
+from nanodistill.gguf.convert import convert_gguf
+from nanodistill.gguf.export import chat_template_of, export_gguf, write_modelfile
+from nanodistill.gguf.kquants import dequantize_k
+from nanodistill.gguf.ollama import resolve_ollama
+from nanodistill.gguf.reader import read_gguf_header
+from nanodistill.gguf.tensors import load_gguf_arrays, unpermute_rows
+from nanodistill.gguf.tokenizer import PRE_TOKENIZERS
+from nanodistill.gguf.verify import verify_conversion
+from nanodistill.platform.blas import fast_blas_env
 from nanodistill.settings import load_settings
-from nanodistill.student.blas import fast_blas_env
-from nanodistill.student.gguf import convert_gguf, load_gguf_arrays, unpermute_rows
-from nanodistill.student.gguf_export import chat_template_of, export_gguf, write_modelfile
-from nanodistill.student.gguf_kquants import dequantize_k
-from nanodistill.student.gguf_reader import read_gguf_header
-from nanodistill.student.gguf_tokenizer import PRE_TOKENIZERS
-from nanodistill.student.gguf_verify import verify_conversion
 from nanodistill.student.imports import import_base_model, resolve_base_model
-from nanodistill.student.ollama import resolve_ollama
-from nanodistill.student.tiny import build_tiny_student
 from nanodistill.testing.gguf_files import (
     DAMAGES,
     damaged_gguf,
@@ -34,6 +34,7 @@ from nanodistill.testing.gguf_files import (
     tiny_llama_metadata,
     write_gguf,
 )
+from nanodistill.testing.tiny_student import build_tiny_student
 
 NO_LIMIT = float("inf")  # random tiny weights are not a language model; skip the perplexity bound
 SAMPLE = "<|im_start|>user\nThe food was great, 42 times!<|im_end|>\n"
@@ -312,7 +313,7 @@ from dataclasses import asdict
 from mlx_lm import generate, load
 from nanodistill.errors import NanodistillError
 from nanodistill.settings import load_settings
-from nanodistill.student.blas import fast_blas_env
+from nanodistill.platform.blas import fast_blas_env
 from nanodistill.student.imports import import_base_model
 
 settings = load_settings()
@@ -335,7 +336,7 @@ import json, sys
 from pathlib import Path
 import mlx.core as mx
 from mlx_lm import load
-from nanodistill.student.gguf import convert_gguf
+from nanodistill.gguf.convert import convert_gguf
 
 base, gguf, out = sys.argv[1:4]
 again = convert_gguf(Path(gguf), Path(out))

@@ -21,9 +21,8 @@ import numpy as np
 import pytest
 from mcp import Client
 
-from nanodistill.student.gguf_export import export_gguf
-from nanodistill.student.gguf_verify import ENGLISH_PARAGRAPH
-from nanodistill.student.tiny import build_tiny_student
+from nanodistill.gguf.export import export_gguf
+from nanodistill.gguf.verify import ENGLISH_PARAGRAPH
 from nanodistill.testing.gguf_files import (
     DAMAGES,
     damaged_gguf,
@@ -32,6 +31,7 @@ from nanodistill.testing.gguf_files import (
     tiny_llama_metadata,
     write_gguf,
 )
+from nanodistill.testing.tiny_student import build_tiny_student
 from nanodistill.testing.toy_sentiment import INSTRUCTION
 from nanodistill.testing.toy_sentiment import examples as toy_examples
 from tests.mcp_helpers import FAST_TRAINING, call, call_error, wait_job

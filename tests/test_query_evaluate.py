@@ -25,7 +25,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel
 
 import nanodistill.student.cache as student_cache
-from nanodistill.student.tiny import build_tiny_student
+from nanodistill.testing.tiny_student import build_tiny_student
 from nanodistill.testing.toy_sentiment import INSTRUCTION
 from nanodistill.testing.toy_sentiment import examples as toy_examples
 from server.app import build_server

@@ -13,7 +13,7 @@ from nanodistill.errors import NanodistillError
 from nanodistill.student.cache import ModelCache, generate_off_loop
 from nanodistill.student.generate import generate_answers
 from nanodistill.student.load import LoadedStudent, load_student
-from nanodistill.student.tiny import SPECIAL_TOKENS, build_tiny_student
+from nanodistill.testing.tiny_student import SPECIAL_TOKENS, build_tiny_student
 
 INSTRUCTION = "Answer briefly."
 

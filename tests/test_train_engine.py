@@ -11,7 +11,7 @@ import pytest
 
 from nanodistill.data.chat import chat_record
 from nanodistill.errors import NanodistillError
-from nanodistill.student.tiny import build_tiny_student
+from nanodistill.testing.tiny_student import build_tiny_student
 from nanodistill.train.data import TrainRow, prepare_training_data
 from nanodistill.train.fuse import fuse_adapter
 from nanodistill.train.plot import loss_plot_png

@@ -21,7 +21,7 @@ import pytest
 from mcp import Client
 
 from nanodistill.errors import NanodistillError
-from nanodistill.student.tiny import build_tiny_student
+from nanodistill.testing.tiny_student import build_tiny_student
 from nanodistill.testing.toy_sentiment import INSTRUCTION
 from nanodistill.testing.toy_sentiment import examples as toy_examples
 from tests.mcp_helpers import FAST_TRAINING, call, call_error, read_json, wait_job

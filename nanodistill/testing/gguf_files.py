@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from nanodistill.student.gguf import load_gguf_arrays
-from nanodistill.student.gguf_reader import GGML_TYPE_NAMES, read_gguf_header
+from nanodistill.gguf.reader import GGML_TYPE_NAMES, read_gguf_header
+from nanodistill.gguf.tensors import load_gguf_arrays
 
 TYPE_IDS = {name: type_id for type_id, name in GGML_TYPE_NAMES.items()}
 ALIGNMENT = 32

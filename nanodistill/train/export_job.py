@@ -15,7 +15,7 @@ EXPORT_FORMATS = ("fused", "gguf", "ollama")
 
 
 async def run_export_job(ctx: JobContext) -> dict[str, Any]:
-    from nanodistill.student.gguf_export import chat_template_of, export_gguf, write_modelfile
+    from nanodistill.gguf.export import chat_template_of, export_gguf, write_modelfile
     from nanodistill.train.fuse import fuse_adapter
 
     model = await models_db.get_model(ctx.store, ctx.params["model_id"])

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from nanodistill.errors import NanodistillError
+from nanodistill.gguf.ollama import PREFIX as OLLAMA_PREFIX
+from nanodistill.gguf.ollama import resolve_ollama
 from nanodistill.student.imports import SMOLLM2_SHORTCUT
-from nanodistill.student.ollama import PREFIX as OLLAMA_PREFIX
-from nanodistill.student.ollama import resolve_ollama
 from nanodistill.train.source import HUB_ID
 from nanodistill.train.trainer import METHODS
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nanodistill.student.gguf_reader import GgufTensor
+from nanodistill.gguf.reader import GgufTensor
 
 K_BLOCK = 256
 K_BYTES = {"Q4_K": 144, "Q6_K": 210}

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nanodistill.errors import NanodistillError
-from nanodistill.student.gguf import ARCHITECTURES, GLOBAL_NAMES, LAYER_NAMES, check_supported
-from nanodistill.student.gguf_reader import read_gguf_header
-from nanodistill.student.gguf_tokenizer import gguf_tokenizer_metadata
+from nanodistill.gguf.reader import read_gguf_header
+from nanodistill.gguf.tensors import ARCHITECTURES, GLOBAL_NAMES, LAYER_NAMES, check_supported
+from nanodistill.gguf.tokenizer import gguf_tokenizer_metadata
 
 if TYPE_CHECKING:
     import mlx.core as mx

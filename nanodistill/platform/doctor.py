@@ -18,14 +18,14 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 
-from nanodistill.settings import Settings
-from nanodistill.student.blas import (
+from nanodistill.platform.blas import (
     blas_status,
     fast_blas_env,
     find_compiler,
     usable_cpus,
     without_fast_blas,
 )
+from nanodistill.settings import Settings
 
 PROBE_TIMEOUT_S = 120
 

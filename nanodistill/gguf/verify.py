@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nanodistill.errors import NanodistillError
-from nanodistill.student.gguf import ARCHITECTURES, GROUP_SIZE, QUANT_BITS, dequantized
-from nanodistill.student.gguf_reader import GgufHeader
+from nanodistill.gguf.reader import GgufHeader
+from nanodistill.gguf.tensors import ARCHITECTURES, GROUP_SIZE, QUANT_BITS, dequantized
 
 if TYPE_CHECKING:
     import mlx.core as mx

@@ -38,166 +38,12 @@ CHECK_TIMEOUT_S = 180
 # Resolved lazily on the first call, so preloading it into processes that never multiply
 # matrices (compilers, git, ...) costs nothing. If OpenBLAS cannot be loaded at run time,
 # calls go to the stock BLAS; if neither loads, the process stops rather than compute nothing.
-SHIM_SOURCE = r"""
-#include <dlfcn.h>
-#include <pthread.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-
-typedef int64_t i64;
-typedef void (*sgemm64_t)(int, int, int, i64, i64, i64, float, const float *, i64, const float *, i64,
-                          float, float *, i64);
-typedef void (*dgemm64_t)(int, int, int, i64, i64, i64, double, const double *, i64, const double *, i64,
-                          double, double *, i64);
-typedef void (*cgemm64_t)(int, int, int, i64, i64, i64, const void *, const void *, i64, const void *, i64,
-                          const void *, void *, i64);
-typedef void (*sgemm_t)(int, int, int, int, int, int, float, const float *, int, const float *, int, float,
-                        float *, int);
-typedef void (*dgemm_t)(int, int, int, int, int, int, double, const double *, int, const double *, int,
-                        double, double *, int);
-typedef void (*cgemm_t)(int, int, int, int, int, int, const void *, const void *, int, const void *, int,
-                        const void *, void *, int);
-
-static const char *fast_lib = @FAST_LIB@;
-static const char *stock_lib = @STOCK_LIB@;
-static pthread_once_t once = PTHREAD_ONCE_INIT;
-static sgemm64_t fast_s;
-static dgemm64_t fast_d;
-static cgemm64_t fast_c;
-static sgemm_t stock_s;
-static dgemm_t stock_d;
-static cgemm_t stock_c;
-
-static void *find(void *lib, const char *name) {
-  char full[64];
-  void *sym;
-  snprintf(full, sizeof full, "scipy_%s64_", name);
-  sym = dlsym(lib, full);
-  if (sym) return sym;
-  snprintf(full, sizeof full, "%s64_", name);
-  return dlsym(lib, full);
-}
-
-static void resolve(void) {
-  void *lib = dlopen(fast_lib, RTLD_NOW | RTLD_LOCAL);
-  if (lib) {
-    sgemm64_t s = (sgemm64_t)find(lib, "cblas_sgemm");
-    dgemm64_t d = (dgemm64_t)find(lib, "cblas_dgemm");
-    cgemm64_t c = (cgemm64_t)find(lib, "cblas_cgemm");
-    if (s && d && c) {
-      fast_s = s;
-      fast_d = d;
-      fast_c = c;
-      return;
-    }
-  }
-  lib = dlopen(stock_lib, RTLD_NOW | RTLD_LOCAL);
-  if (lib) {
-    stock_s = (sgemm_t)dlsym(lib, "cblas_sgemm");
-    stock_d = (dgemm_t)dlsym(lib, "cblas_dgemm");
-    stock_c = (cgemm_t)dlsym(lib, "cblas_cgemm");
-  }
-  if (!stock_s || !stock_d || !stock_c) {
-    fprintf(stderr, "nanodistill blas shim: neither %s nor %s could be loaded\n", fast_lib, stock_lib);
-    abort();
-  }
-}
-
-int nanodistill_blas_fast(void) {
-  pthread_once(&once, resolve);
-  return fast_s != NULL;
-}
-
-void cblas_sgemm(int o, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
-                 const float *b, int ldb, float beta, float *c, int ldc) {
-  if (nanodistill_blas_fast()) fast_s(o, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  else stock_s(o, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-
-void cblas_dgemm(int o, int ta, int tb, int m, int n, int k, double alpha, const double *a, int lda,
-                 const double *b, int ldb, double beta, double *c, int ldc) {
-  if (nanodistill_blas_fast()) fast_d(o, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  else stock_d(o, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-
-void cblas_cgemm(int o, int ta, int tb, int m, int n, int k, const void *alpha, const void *a, int lda,
-                 const void *b, int ldb, const void *beta, void *c, int ldc) {
-  if (nanodistill_blas_fast()) fast_c(o, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  else stock_c(o, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-"""
+SHIM_SOURCE = (Path(__file__).parent / "blas_shim.c").read_text(encoding="utf-8")
 
 # Runs in a subprocess with the shim preloaded. The reference is numpy's einsum without
 # optimisation (its own loops, no BLAS), in float64, so a broken OpenBLAS cannot agree with
 # itself. Errors are measured against |A|@|B|, the scale rounding errors grow with.
-CHECK_SCRIPT = r"""
-import ctypes, json, os, sys
-import numpy as np
-import mlx.core as mx
-
-shim = os.path.realpath(sys.argv[1])
-with open("/proc/self/maps") as maps:
-    loaded = any(line.rstrip().endswith(shim) for line in maps)
-rng = np.random.default_rng(0)
-worst, failures = {}, []
-
-def ref(a, b):
-    return np.einsum("...ik,...kj->...ij", a.astype(np.complex128), b.astype(np.complex128), optimize=False)
-
-def check(name, out, a, b, tol, alpha=1.0, beta=0.0, c=None):
-    exact = alpha * ref(a, b) + (0.0 if c is None else beta * c.astype(np.complex128))
-    scale = abs(alpha) * np.einsum("...ik,...kj->...ij", np.abs(a), np.abs(b), optimize=False)
-    if c is not None:
-        scale = scale + abs(beta) * np.abs(c)
-    got = np.array(out).astype(np.complex128)
-    if got.size == exact.size:
-        got = got.reshape(exact.shape)
-    if got.shape != exact.shape or not np.all(np.isfinite(got)):
-        failures.append(f"{name}: shape {got.shape} or non-finite values")
-        return
-    err = float(np.max(np.abs(got - exact) / (scale + 1e-30)))
-    worst[name] = err
-    if err > tol:
-        failures.append(f"{name}: relative error {err:.3g} > {tol:g}")
-
-def arr(shape, dtype):
-    x = rng.standard_normal(shape)
-    if dtype == np.complex64:
-        x = x + 1j * rng.standard_normal(shape)
-    return x.astype(dtype)
-
-dtypes = [("float32", np.float32, mx.float32, 1e-4), ("float64", np.float64, mx.float64, 1e-12),
-          ("complex64", np.complex64, mx.complex64, 1e-4)]
-for label, nd, md, tol in dtypes:
-    def m(x):
-        return mx.array(x, dtype=md)
-    try:
-        mx.eval(m(np.ones((2, 2))) @ m(np.ones((2, 2))))
-    except Exception:
-        continue
-    a, b = arr((37, 53), nd), arr((53, 29), nd)
-    check(f"{label} plain", m(a) @ m(b), a, b, tol)
-    at, bt = arr((53, 37), nd), arr((29, 53), nd)
-    check(f"{label} a.T", mx.transpose(m(at)) @ m(b), at.T, b, tol)
-    check(f"{label} b.T", m(a) @ mx.transpose(m(bt)), a, bt.T, tol)
-    check(f"{label} a.T b.T", mx.transpose(m(at)) @ mx.transpose(m(bt)), at.T, bt.T, tol)
-    wide = arr((74, 53), nd)
-    check(f"{label} strided rows", m(wide)[::2] @ m(b), wide[::2], b, tol)
-    ba, bb = arr((3, 17, 31), nd), arr((3, 31, 9), nd)
-    check(f"{label} batched", m(ba) @ m(bb), ba, bb, tol)
-    v = arr((1, 53), nd)
-    check(f"{label} vector", m(v[0]) @ m(b), v, b, tol)
-    big_a, big_b = arr((300, 257), nd), arr((257, 411), nd)
-    check(f"{label} large", m(big_a) @ m(big_b), big_a, big_b, tol)
-    if label != "complex64":
-        c = arr((37, 29), nd)
-        out = mx.addmm(m(c), m(a), m(b), alpha=0.5, beta=-1.5)
-        check(f"{label} addmm", out, a, b, tol, alpha=0.5, beta=-1.5, c=c)
-
-fast = bool(ctypes.CDLL(shim).nanodistill_blas_fast()) if loaded else False
-print(json.dumps({"loaded": loaded, "fast": fast, "worst": worst, "failures": failures}))
-"""
+CHECK_SCRIPT = Path(__file__).parent / "blas_check.py"
 
 
 @dataclass(frozen=True)
@@ -415,7 +261,7 @@ def self_check(shim: Path) -> CheckResult:
     env = {**os.environ, **preload_env(shim, os.environ)}
     try:
         proc = subprocess.run(
-            [sys.executable, "-c", CHECK_SCRIPT, str(shim)],
+            [sys.executable, "-P", str(CHECK_SCRIPT), str(shim)],
             env=env,
             capture_output=True,
             text=True,

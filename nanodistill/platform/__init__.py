@@ -1,0 +1,1 @@
+"""The machine underneath: the Linux fast-BLAS path, process teardown, and the doctor report."""
