@@ -13,7 +13,8 @@ shim = os.path.realpath(sys.argv[1])
 with open("/proc/self/maps") as maps:
     loaded = any(line.rstrip().endswith(shim) for line in maps)
 rng = np.random.default_rng(0)
-worst, failures = {}, []
+worst: dict[str, float] = {}
+failures: list[str] = []
 
 
 def ref(a, b):
