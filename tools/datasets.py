@@ -9,12 +9,13 @@ from typing import Any, Literal
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
-from nanodistill.data.export import EXPORT_FORMATS, export_line
+from nanodistill.data.export import EXPORT_FORMATS, exists_error, export_line, write_new_file
 from nanodistill.data.loaders import file_rows, inline_rows, resolve_import_path
 from nanodistill.data.rows import Row
 from nanodistill.errors import NanodistillError
 from nanodistill.store import datasets as ds
 from nanodistill.store.db import new_id
+from nanodistill.store.disk import readable_disk_errors
 from tools._common import ADDITIVE, DESTRUCTIVE, READ_ONLY, register_tools, runtime
 
 
@@ -133,12 +134,13 @@ async def create_dataset(
         raise NanodistillError(f"'holdout_fraction' must be between 0 and 0.5, got {holdout_fraction}.")
     source = "seed" if examples is not None else "imported"
     rows = _rows_from(examples, path, rt.settings.import_roots)
-    async with rt.store.write() as db:
-        dataset_id = await ds.insert_dataset(db, name, instruction=instruction, description=description)
-        added = await ds.insert_examples(db, dataset_id, rows, source=source)
-        _require_rows(added, path)
-        held_out = ds.holdout_count(added.added, holdout_fraction)
-        await ds.mark_holdout(db, dataset_id, held_out)
+    with readable_disk_errors(rt.settings.home):
+        async with rt.store.write() as db:
+            dataset_id = await ds.insert_dataset(db, name, instruction=instruction, description=description)
+            added = await ds.insert_examples(db, dataset_id, rows, source=source)
+            _require_rows(added, path)
+            held_out = ds.holdout_count(added.added, holdout_fraction)
+            await ds.mark_holdout(db, dataset_id, held_out)
     return DatasetWriteResult(
         dataset=name,
         added=added.added,
@@ -159,10 +161,11 @@ async def add_examples(
     found = await ds.get_dataset(rt.store, dataset)
     source = "seed" if examples is not None else "imported"
     rows = _rows_from(examples, path, rt.settings.import_roots)
-    async with rt.store.write() as db:
-        added = await ds.insert_examples(db, found.id, rows, source=source)
-        _require_rows(added, path)
-        await ds.bump_version(db, found.id)
+    with readable_disk_errors(rt.settings.home):
+        async with rt.store.write() as db:
+            added = await ds.insert_examples(db, found.id, rows, source=source)
+            _require_rows(added, path)
+            await ds.bump_version(db, found.id)
     return DatasetWriteResult(
         dataset=dataset,
         added=added.added,
@@ -217,8 +220,11 @@ async def get_dataset(dataset: str, ctx: Context, sample: int = 5) -> DatasetDet
 
 
 async def delete_dataset(dataset: str, ctx: Context) -> DeleteResult:
-    """Delete a dataset and all its examples. Models trained on it keep their files."""
-    removed = await ds.delete_dataset(runtime(ctx).store, dataset)
+    """Delete a dataset and all its examples. Models trained on it keep their files. Refused while a
+    queued or running job reads or writes the dataset: cancel_job it first."""
+    rt = runtime(ctx)
+    with readable_disk_errors(rt.settings.home):
+        removed = await ds.delete_dataset(rt.store, dataset)
     return DeleteResult(deleted=dataset, examples_removed=removed)
 
 
@@ -244,17 +250,12 @@ async def export_dataset(
         if path
         else (rt.settings.artifact_dir("exports") / f"{new_id('export')}-{format}.jsonl")
     )
-    partial = target.with_name(target.name + ".partial")
-    count = 0
     splits = None if format == "jsonl" else ("train",)
-    with partial.open("w", encoding="utf-8") as handle:
-        async for example in ds.iter_examples(rt.store, found.id, splits):
-            handle.write(
-                export_line(format, found.instruction, example.input, example.output, example.reasoning, example.split)
-            )
-            handle.write("\n")
-            count += 1
-    partial.replace(target)
+    lines = (
+        export_line(format, found.instruction, e.input, e.output, e.reasoning, e.split)
+        async for e in ds.iter_examples(rt.store, found.id, splits)
+    )
+    count = await write_new_file(target, lines)
     return ExportResult(dataset=dataset, format=format, path=str(target), rows=count)
 
 
@@ -262,7 +263,10 @@ def _export_target(roots: tuple[Path, ...], path: str) -> Path:
     raw = Path(path).expanduser()
     if ".." in raw.parts:
         raise NanodistillError(f"'path' must not contain '..' ({path!r}). Give a direct path.")
-    target = raw.resolve() if raw.is_absolute() else (Path.cwd() / raw).resolve()
+    given = raw if raw.is_absolute() else Path.cwd() / raw
+    if given.is_symlink():  # even a dangling one: writing through it would follow it
+        raise exists_error(given)
+    target = given.resolve()
     if not any(target.is_relative_to(root) for root in roots):
         shown = ", ".join(str(r) for r in roots)
         raise NanodistillError(
@@ -272,9 +276,7 @@ def _export_target(roots: tuple[Path, ...], path: str) -> Path:
     if target.suffix.lower() != ".jsonl":
         raise NanodistillError(f"'path' {target.name!r}: exports are JSONL; give a file name ending in .jsonl.")
     if target.exists():
-        raise NanodistillError(
-            f"'path' {str(target)!r} already exists; export never overwrites a file. Give a new file name."
-        )
+        raise exists_error(target)
     if not target.parent.is_dir():
         raise NanodistillError(f"'path': the folder {str(target.parent)!r} does not exist. Create it first.")
     return target

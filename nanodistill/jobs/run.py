@@ -13,6 +13,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -25,6 +26,7 @@ from nanodistill.platform.teardown import exit_without_teardown, mlx_loaded
 from nanodistill.settings import load_settings
 from nanodistill.store import jobs as jobs_db
 from nanodistill.store.db import Store, now
+from nanodistill.store.disk import disk_error, is_disk_error
 
 Handler = Callable[[JobContext], Awaitable[dict[str, Any]]]
 
@@ -160,6 +162,10 @@ def _failure(ctx: JobContext, exc: Exception) -> tuple[str, dict[str, Any]]:
         return "cancelled", {"note": "cancelled on request; what was produced so far is kept"}
     if isinstance(exc, NanodistillError):
         return "failed", {"error": str(exc)}
+    if is_disk_error(exc):  # a full disk or read-only folder is the user's to fix, not a crash
+        name = getattr(exc, "filename", None)
+        folder = Path(name).parent if isinstance(name, str) else ctx.settings.home
+        return "failed", {"error": str(disk_error(exc, folder, "resume_job to continue where it stopped"))}
     logging.error("job %s crashed:\n%s", ctx.id, traceback.format_exc())
     return "failed", {"error": f"internal error ({type(exc).__name__}: {exc}); see the job log"}
 

@@ -96,6 +96,11 @@ async def find_dataset(store: Store, name: str) -> Dataset | None:
     return _dataset(row) if row else None
 
 
+async def find_dataset_by_id(store: Store, dataset_id: str) -> Dataset | None:
+    row = await store.fetchone("SELECT * FROM datasets WHERE id = ?", (dataset_id,))
+    return _dataset(row) if row else None
+
+
 async def get_dataset(store: Store, name: str, field: str = "dataset") -> Dataset:
     dataset = await find_dataset(store, name)
     if dataset is None:
@@ -230,9 +235,40 @@ async def mark_holdout(db: aiosqlite.Connection, dataset_id: str, count: int) ->
     )
 
 
+# Where each job kind keeps the datasets it reads or writes in its params: amplify (dataset_id,
+# output_dataset_id), train (dataset_id), distill (dataset_id, amplified_dataset_id, or in rows stored
+# before that name amplify.output_dataset_id), evaluate (test_dataset_id).
+_JOB_DATASET_PATHS = (
+    "$.dataset_id",
+    "$.output_dataset_id",
+    "$.amplified_dataset_id",
+    "$.amplify.output_dataset_id",
+    "$.test_dataset_id",
+)
+
+
+async def active_jobs_using(db: aiosqlite.Connection, dataset_id: str) -> list[tuple[str, str]]:
+    """(id, kind) of the queued or running jobs that read or write the dataset, oldest first."""
+    uses = " OR ".join("json_extract(params, ?) = ?" for _ in _JOB_DATASET_PATHS)
+    params = [value for path in _JOB_DATASET_PATHS for value in (path, dataset_id)]
+    cursor = await db.execute(
+        f"SELECT id, kind FROM jobs WHERE status IN ('queued', 'running') AND ({uses}) ORDER BY created_at",
+        params,
+    )
+    return [(row[0], row[1]) for row in await cursor.fetchall()]
+
+
 async def delete_dataset(store: Store, name: str) -> int:
+    """Delete a dataset and its examples, unless a live job uses it (checked in the same transaction)."""
     dataset = await get_dataset(store, name)
     async with store.write() as db:
+        users = await active_jobs_using(db, dataset.id)
+        if users:
+            shown = ", ".join(f"{kind} job {job_id}" for job_id, kind in users)
+            raise NanodistillError(
+                f"'dataset' {name!r} is in use by {shown}, which reads or writes it. cancel_job it first "
+                "(or wait for it to end), then delete_dataset again."
+            )
         cursor = await db.execute("SELECT COUNT(*) FROM examples WHERE dataset_id = ?", (dataset.id,))
         count = int((await cursor.fetchone())[0])  # type: ignore[index]
         await db.execute("DELETE FROM datasets WHERE id = ?", (dataset.id,))
