@@ -1,12 +1,15 @@
 """Where nanodistill keeps its state, read once from the environment.
 
 Everything lives under one home folder (``NANODISTILL_HOME``, default ``~/.nanodistill``):
-the SQLite database and an ``artifacts/`` tree of files named by engine-generated ids.
+the SQLite database and an ``artifacts/`` tree of files named by engine-generated ids. The operator
+also sets here which API-key variables a client may name (``NANODISTILL_KEY_ENVS``), which
+custom teacher URLs may receive a key (``NANODISTILL_API_BASES``), and the HTTP read timeouts.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +21,25 @@ def _env_flag(name: str, default: bool) -> bool:
     return value.strip().lower() not in {"0", "false", "no", "off"}
 
 
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+def key_envs_from_env() -> tuple[str, ...]:
+    """NANODISTILL_KEY_ENVS: the variable names, beyond the provider defaults, a client may name as
+    `api_key_env` (comma- or os.pathsep-separated)."""
+    raw = os.environ.get("NANODISTILL_KEY_ENVS") or ""
+    return tuple(name.strip() for name in re.split(rf"[,{re.escape(os.pathsep)}]", raw) if name.strip())
+
+
+def api_bases_from_env() -> tuple[str, ...]:
+    """NANODISTILL_API_BASES: the custom teacher URLs (prefixes) an API key may be sent to
+    (comma- or whitespace-separated: URLs hold the os.pathsep ':')."""
+    raw = os.environ.get("NANODISTILL_API_BASES") or ""
+    return tuple(url for url in re.split(r"[,\s]+", raw) if url)
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -25,6 +47,10 @@ class Settings:
     token: str | None = None
     model_cache_size: int = 2
     fast_blas: bool = True
+    key_envs: tuple[str, ...] = ()
+    api_bases: tuple[str, ...] = ()
+    http_header_timeout_s: float = 10.0
+    http_body_timeout_s: float = 60.0
 
     @property
     def db_path(self) -> Path:
@@ -56,4 +82,8 @@ def load_settings() -> Settings:
         token=os.environ.get("NANODISTILL_TOKEN") or None,
         model_cache_size=int(os.environ.get("NANODISTILL_MODEL_CACHE", "2")),
         fast_blas=_env_flag("NANODISTILL_FAST_BLAS", True),
+        key_envs=key_envs_from_env(),
+        api_bases=api_bases_from_env(),
+        http_header_timeout_s=_env_float("NANODISTILL_HTTP_HEADER_TIMEOUT", 10.0),
+        http_body_timeout_s=_env_float("NANODISTILL_HTTP_BODY_TIMEOUT", 60.0),
     )

@@ -20,15 +20,18 @@ from nanodistill.teacher.client import TeacherClient, TeacherError
 from nanodistill.teacher.limits import RateLimiter
 from nanodistill.teacher.provider import load_litellm
 from nanodistill.teacher.retry import backoff_s, classify
-from nanodistill.testing.teacher_server import TeacherServer
+from nanodistill.testing.teacher_server import TeacherServer, start_teacher_server
 
 SECRET = "sk-test-0123456789abcdef-secret"
 HELLO = [{"role": "user", "content": "hello teacher"}]
 
 
 @pytest.fixture
-def secret_key(monkeypatch: pytest.MonkeyPatch) -> str:
+def secret_key(monkeypatch: pytest.MonkeyPatch, server: TeacherServer) -> str:
+    """A key variable the operator allows, and the stand-in as a URL the operator lets keys go to."""
     monkeypatch.setenv("STAND_IN_TEACHER_KEY", SECRET)
+    monkeypatch.setenv("NANODISTILL_KEY_ENVS", "STAND_IN_TEACHER_KEY")
+    monkeypatch.setenv("NANODISTILL_API_BASES", server.url)
     return "STAND_IN_TEACHER_KEY"
 
 
@@ -64,6 +67,18 @@ async def test_second_identical_call_comes_from_the_cache(server: TeacherServer,
     stats = await cache_stats(store, "job_a")
     assert stats["calls"] == 2 and stats["unpriced_calls"] == 2
     assert stats["prompt_tokens"] == 2 * first.prompt_tokens
+
+
+@pytest.mark.anyio
+async def test_the_same_model_name_at_another_server_is_another_teacher(store: Store) -> None:
+    with start_teacher_server() as first, start_teacher_server() as second:
+        cache = SqliteTeacherCache(store)
+        assert (await _client(first, cache=cache).complete(HELLO)).cached is False
+        assert (await _client(first, cache=cache).complete(HELLO)).cached is True
+        elsewhere = await _client(second, cache=cache).complete(HELLO)
+        assert elsewhere.cached is False and second.calls == 1
+        assert (await _client(second, cache=cache).complete(HELLO)).cached is True
+        assert first.calls == 1 and second.calls == 1
 
 
 @pytest.mark.anyio

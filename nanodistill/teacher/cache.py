@@ -31,9 +31,15 @@ class TeacherCache(Protocol):
     ) -> None: ...
 
 
-def cache_key(model: str, messages: list[dict[str, str]], params: dict[str, Any], seed_tag: str) -> str:
-    """sha256 of everything that shapes a reply; `seed_tag` lets callers ask twice on purpose."""
-    payload = {"model": model, "messages": messages, "params": params, "seed_tag": seed_tag}
+def cache_key(
+    model: str, api_base: str | None, messages: list[dict[str, str]], params: dict[str, Any], seed_tag: str
+) -> str:
+    """sha256 of everything that shapes a reply: the same model name at another server is another
+    teacher. `seed_tag` lets callers ask twice on purpose. Without an api_base the key is what it was
+    before api_base counted, so replies cached from a provider's own URL stay valid."""
+    payload: dict[str, Any] = {"model": model, "messages": messages, "params": params, "seed_tag": seed_tag}
+    if api_base:
+        payload["api_base"] = api_base.rstrip("/")
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 

@@ -7,31 +7,21 @@ from urllib.parse import urlsplit
 import httpx
 
 from nanodistill.errors import NanodistillError
-from nanodistill.teacher.provider import api_key, load_litellm, route_model
+from nanodistill.teacher.provider import api_key, missing_default_keys, provider_of
 
 PROBE_TIMEOUT_S = 3.0
 
 
 def check_teacher(model: str, api_base: str | None, api_key_env: str | None) -> None:
-    """Raise NanodistillError when LiteLLM cannot route `model` or its API key is missing."""
+    """Raise NanodistillError when LiteLLM cannot route `model`, or its key is missing or may not go
+    to `api_base` (see `keys`)."""
     if not model.strip():
         raise NanodistillError("teacher model is empty: pass a model such as 'anthropic/claude-sonnet-4-5'")
-    api_key(api_key_env, api_base)  # raises when api_key_env names an unset variable
-    litellm = load_litellm()
-    routed = route_model(model, api_base)
-    try:
-        _, provider, _, _ = litellm.get_llm_provider(model=routed, api_base=api_base)
-    except Exception:
-        raise NanodistillError(
-            f"unknown teacher model {model!r}: LiteLLM cannot tell which provider serves it. "
-            "Prefix it with its provider (e.g. 'anthropic/claude-sonnet-4-5', 'openai/gpt-4o-mini', "
-            "'gemini/gemini-2.0-flash', 'ollama/llama3.1'), or pass api_base for an OpenAI-compatible server"
-        ) from None
+    provider = provider_of(model, api_base)
+    api_key(model, api_base, api_key_env)
     if api_base or api_key_env:
         return
-    missing = [
-        name for name in litellm.validate_environment(model=routed)["missing_keys"] if not name.endswith("_API_BASE")
-    ]
+    missing = missing_default_keys(model, api_base)
     if missing:
         names = " or ".join(missing)
         raise NanodistillError(

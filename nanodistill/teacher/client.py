@@ -129,7 +129,7 @@ class TeacherClient:
         params: dict[str, Any] = {"temperature": temperature}
         if max_tokens is not None:
             params["max_tokens"] = max_tokens
-        key = cache_key(self.routed_model, messages, params, seed_tag)
+        key = cache_key(self.routed_model, self.api_base, messages, params, seed_tag)
         if self.cache is not None:
             hit = await self.cache.get(key)
             if hit is not None:
@@ -137,7 +137,7 @@ class TeacherClient:
                 return TeacherReply(hit.text, hit.prompt_tokens, hit.completion_tokens, 0.0, True, key, hit.latency_s)
         reply = await self._call_with_retries(messages, params)
         if self.cache is not None and reply.text.strip():
-            request = {"messages": messages, "params": params, "seed_tag": seed_tag}
+            request = {"api_base": self.api_base, "messages": messages, "params": params, "seed_tag": seed_tag}
             await self.cache.put(key, model=self.routed_model, request=request, reply=reply, job_id=self.job_id)
         return TeacherReply(
             reply.text, reply.prompt_tokens, reply.completion_tokens, reply.cost_usd, False, key, reply.latency_s
@@ -145,7 +145,7 @@ class TeacherClient:
 
     async def _call_with_retries(self, messages: list[dict[str, str]], params: dict[str, Any]) -> CachedReply:
         litellm = load_litellm()
-        key = api_key(self.api_key_env, self.api_base)
+        key = api_key(self.model, self.api_base, self.api_key_env)
         attempt = 0
         while True:
             await self._wait_turn()

@@ -1,8 +1,8 @@
 """How a teacher model name, `api_base` and key environment variable become a LiteLLM call.
 
 LiteLLM is imported here, lazily, and only here (the MCP server must start without it). Keys
-are read from the environment at call time and only handed to LiteLLM; `redact` scrubs them
-from any text that leaves the client.
+are read from the environment at call time, under the operator's rules in `keys`, and only handed
+to LiteLLM; `redact` scrubs them from any text that leaves the client.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import sys
 from types import ModuleType
 
 from nanodistill.errors import NanodistillError
+from nanodistill.teacher.keys import check_key_env, resolve_key
 
-PLACEHOLDER_KEY = "sk-nanodistill-no-key"
 _KEY_LIKE = re.compile(r"\b(sk|key|pk|rk|api)[-_][A-Za-z0-9_\-]{8,}")
 
 
@@ -51,19 +51,33 @@ def route_model(model: str, api_base: str | None) -> str:
     return f"openai/{model}"
 
 
-def api_key(api_key_env: str | None, api_base: str | None) -> str | None:
-    """The key to send: from `api_key_env`; a placeholder for a custom `api_base` without one
-    (so a provider key from the environment is never sent to a custom URL); else None, letting
-    LiteLLM read its provider's default variable."""
-    if api_key_env:
-        value = os.environ.get(api_key_env)
-        if not value:
-            raise NanodistillError(
-                f"api_key_env names {api_key_env}, but that environment variable is not set: "
-                f"set {api_key_env} in the environment of the server, or drop api_key_env"
-            )
-        return value
-    return PLACEHOLDER_KEY if api_base else None
+def provider_of(model: str, api_base: str | None) -> str:
+    """The LiteLLM provider serving `model` (routed through `route_model`), or a NanodistillError."""
+    try:
+        _, provider, _, _ = load_litellm().get_llm_provider(model=route_model(model, api_base), api_base=api_base)
+    except Exception:
+        raise NanodistillError(
+            f"unknown teacher model {model!r}: LiteLLM cannot tell which provider serves it. "
+            "Prefix it with its provider (e.g. 'anthropic/claude-sonnet-4-5', 'openai/gpt-4o-mini', "
+            "'gemini/gemini-2.0-flash', 'ollama/llama3.1'), or pass api_base for an OpenAI-compatible server"
+        ) from None
+    return str(provider)
+
+
+def missing_default_keys(model: str, api_base: str | None) -> list[str]:
+    """The provider's own key variables LiteLLM needs for `model` and finds unset."""
+    found = load_litellm().validate_environment(model=route_model(model, api_base))
+    return [name for name in found["missing_keys"] if not name.endswith("_API_BASE")]
+
+
+def api_key(model: str, api_base: str | None, api_key_env: str | None) -> str | None:
+    """The `api_key` for LiteLLM under the operator's rules (see `keys`); None lets LiteLLM read the
+    provider's own variable, which happens only for the provider's URL or an allowed one."""
+    check_key_env(api_key_env)
+    api_base = api_base or None
+    provider = provider_of(model, api_base)
+    has_default = api_base is None or api_key_env is not None or not missing_default_keys(model, api_base)
+    return resolve_key(provider, api_base, api_key_env, has_default)
 
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:

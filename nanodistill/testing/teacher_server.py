@@ -3,8 +3,10 @@
 Tests and the offline demo reach it through LiteLLM exactly like a hosted provider. It answers
 the amplifier's prompts deterministically for the toy sentiment task (`toy_sentiment`), and can
 be told to misbehave: latency, 429 with Retry-After, 500, hangs, malformed or empty replies,
-wrong answers. Switches are attributes of `server.faults` (set them while it runs) and are also
+wrong or off-label answers. Switches are attributes of `server.faults` (set them while it runs) and are also
 settable from another process with `POST /admin/faults`; `GET /admin/stats` reports call counts.
+It records every request it gets (`server.requests`), so tests can assert what a client sent it,
+keys included (it also plays an attacker's endpoint).
 
     python -m nanodistill.testing.teacher_server --port 8765 --latency 0.2
 """
@@ -30,6 +32,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nanodistill.teacher.prompts import prompt_count, prompt_gold, prompt_input, prompt_kind
 from nanodistill.testing import toy_sentiment
@@ -50,6 +53,7 @@ class Faults:
     malformed: int = 0
     empty: int = 0
     wrong_answers: int = 0
+    off_label: int = 0  # answers (not traces) outside the task's labels: {"answer": "banana"}
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def take(self, name: str) -> bool:
@@ -72,6 +76,35 @@ class Faults:
 
     def snapshot(self) -> dict[str, float]:
         return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+
+
+@dataclass(frozen=True)
+class SeenRequest:
+    """One request as it arrived: method, path, query string and headers (names lower-cased)."""
+
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+
+    def carries(self, secret: str) -> bool:
+        """Whether `secret` appears anywhere a client could put a key: a header or the query."""
+        return secret in self.query or any(secret in value for value in self.headers.values())
+
+
+class _RecordHeaders:
+    """ASGI middleware appending every HTTP request, any path, to `seen` before it is routed."""
+
+    def __init__(self, app: ASGIApp, seen: list[SeenRequest]) -> None:
+        self.app = app
+        self.seen = seen
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+            query = scope.get("query_string", b"").decode("latin-1")
+            self.seen.append(SeenRequest(scope["method"], scope["path"], query, headers))
+        await self.app(scope, receive, send)
 
 
 def _tokens(text: str) -> int:
@@ -107,6 +140,8 @@ def _reply_text(messages: list[dict[str, str]], faults: Faults) -> str:
     """The deterministic reply to one of the amplifier's prompts (or an echo for anything else)."""
     kind = prompt_kind(messages)
     user_input = prompt_input(messages)
+    if kind == "answer" and user_input is not None and faults.take("off_label"):
+        return json.dumps({"reasoning": "The review is about fruit.", "answer": "banana"})
     if kind in ("trace", "answer") and user_input is not None:
         return _answer(user_input, wrong=faults.take("wrong_answers"))
     if kind == "explain" and user_input is not None:
@@ -141,7 +176,8 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 
 
 class TeacherServer:
-    """The running server: `.url` (an OpenAI `api_base`), `.model`, `.faults`, `.calls`, `.stop()`."""
+    """The running server: `.url` (an OpenAI `api_base`), `.model`, `.faults`, `.calls`, `.requests`,
+    `.stop()`."""
 
     model = f"openai/{MODEL}"
 
@@ -151,6 +187,7 @@ class TeacherServer:
         self.calls_by_kind: Counter[str] = Counter()
         self.in_flight = 0
         self.max_in_flight = 0
+        self.requests: list[SeenRequest] = []
         self.port: int = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self._sock = sock
@@ -163,7 +200,10 @@ class TeacherServer:
                 Route("/admin/stats", self._stats, methods=["GET"]),
             ]
         )
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1)
+        recorded = _RecordHeaders(app, self.requests)
+        config = uvicorn.Config(
+            recorded, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1
+        )
         self._uvicorn = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._uvicorn.run, kwargs={"sockets": [sock]}, name="teacher-server", daemon=True
