@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nanodistill.settings import Settings
 from nanodistill.store.db import Store
@@ -26,3 +26,10 @@ class Runtime:
 
             self._models = ModelCache(self.settings.model_cache_size)
         return self._models
+
+
+def runtime_of(ctx: Any) -> Runtime:
+    """The Runtime the server's lifespan put in an MCP request context (tools, resources, prompts)."""
+    state = ctx.request_context.lifespan_context
+    assert isinstance(state, Runtime)
+    return state

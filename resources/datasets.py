@@ -8,8 +8,8 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 
 from nanodistill.errors import NanodistillError
+from nanodistill.runtime import runtime_of
 from nanodistill.store import datasets as ds
-from tools._common import runtime
 from tools.datasets import ExampleRow, dataset_detail, example_fields
 
 
@@ -23,7 +23,7 @@ async def dataset_resource(name: str, ctx: Context) -> str:
 async def examples_resource(name: str, ctx: Context, offset: int = 0, limit: int = 50) -> str:
     if offset < 0 or not 1 <= limit <= 1000:
         raise ResourceError("offset must be >= 0 and limit between 1 and 1000.")
-    rt = runtime(ctx)
+    rt = runtime_of(ctx)
     try:
         found = await ds.get_dataset(rt.store, name)
     except NanodistillError as exc:

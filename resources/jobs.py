@@ -10,13 +10,13 @@ from mcp.server.mcpserver.exceptions import ResourceError
 
 from nanodistill.errors import NanodistillError
 from nanodistill.jobs.process import log_path, reconcile
+from nanodistill.runtime import runtime_of
 from nanodistill.store import jobs as jobs_db
-from tools._common import runtime
-from tools.jobs import JobEvent, job_view
+from nanodistill.views import JobEvent, job_view
 
 
 async def _job(ctx: Context, job_id: str) -> jobs_db.Job:
-    store = runtime(ctx).store
+    store = runtime_of(ctx).store
     try:
         await jobs_db.get_job(store, job_id)
     except NanodistillError as exc:
@@ -27,12 +27,12 @@ async def _job(ctx: Context, job_id: str) -> jobs_db.Job:
 
 async def job_resource(id: str, ctx: Context) -> str:
     job = await _job(ctx, id)
-    return (await job_view(runtime(ctx).store, job, None)).model_dump_json(indent=2)
+    return (await job_view(runtime_of(ctx).store, job, None)).model_dump_json(indent=2)
 
 
 async def job_events_resource(id: str, ctx: Context, after: int = 0) -> str:
     job = await _job(ctx, id)
-    events = await jobs_db.events_after(runtime(ctx).store, job.id, after, limit=1000)
+    events = await jobs_db.events_after(runtime_of(ctx).store, job.id, after, limit=1000)
     body = [JobEvent(seq=e.seq, at=e.at, level=e.level, message=e.message, data=e.data).model_dump() for e in events]
     cursor = events[-1].seq if events else after
     return json.dumps({"job": job.id, "events": body, "events_cursor": cursor})
@@ -40,7 +40,7 @@ async def job_events_resource(id: str, ctx: Context, after: int = 0) -> str:
 
 async def job_log_resource(id: str, ctx: Context, tail: int = 200) -> str:
     job = await _job(ctx, id)
-    path = log_path(runtime(ctx).settings, job.id)
+    path = log_path(runtime_of(ctx).settings, job.id)
     if not path.exists():
         return ""
     with path.open(encoding="utf-8", errors="replace") as handle:

@@ -6,20 +6,20 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 
 from nanodistill.errors import NanodistillError
+from nanodistill.runtime import runtime_of
 from nanodistill.store import models as models_db
-from tools._common import runtime
-from tools.models import model_view
+from nanodistill.views import model_view
 
 
 async def _model(ctx: Context, ref: str) -> models_db.Model:
     try:
-        return await models_db.get_model(runtime(ctx).store, ref)
+        return await models_db.get_model(runtime_of(ctx).store, ref)
     except NanodistillError as exc:
         raise ResourceError(str(exc)) from exc
 
 
 async def model_resource(id: str, ctx: Context) -> str:
-    return (await model_view(runtime(ctx), await _model(ctx, id))).model_dump_json(indent=2)
+    return (await model_view(runtime_of(ctx).store, await _model(ctx, id))).model_dump_json(indent=2)
 
 
 async def card_resource(id: str, ctx: Context) -> str:

@@ -8,8 +8,8 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS
 
 from nanodistill.errors import NanodistillError
+from nanodistill.runtime import runtime_of
 from nanodistill.store import models as models_db
-from tools._common import runtime
 
 
 def distill_workflow(task_description: str) -> list[Message]:
@@ -42,7 +42,7 @@ If anything fails, read the error: it names the field to change."""
 async def improve_student(model: str, ctx: Context) -> list[Message]:
     """Read a model's report card and propose the next round of improvements."""
     try:
-        found = await models_db.get_model(runtime(ctx).store, model)
+        found = await models_db.get_model(runtime_of(ctx).store, model)
     except NanodistillError as exc:
         # An MCPError reaches the client as it is; any other exception becomes "Error rendering prompt" or
         # "Internal server error", and the user never learns the model name was wrong.

@@ -399,7 +399,8 @@ async def test_killed_job_is_interrupted_then_resumes_from_the_cache(
     # 1 policy, 50 answers).
     totals = view["result"]["teacher"]
     resumed_calls = teacher.calls - calls_before_resume
-    assert totals["calls"] == resumed_calls
+    # The totals are the job's whole life (both attempts; a reply lost to the kill is not in the ledger).
+    assert resumed_calls < totals["calls"] <= teacher.calls
     assert totals["cached_calls"] > 0
     for kind in ("trace", "policy"):
         assert teacher.calls_by_kind[kind] == kinds_before_resume.get(kind, 0), f"{kind} asked again"

@@ -255,7 +255,9 @@ async def test_a_compute_job_has_ended_before_it_frees_the_slot(
     written, and both show `running` for a moment."""
     import nanodistill.jobs.run as job_runner
     from nanodistill.jobs.context import JobContext
+    from nanodistill.jobs.kind import JobKind
     from nanodistill.jobs.slot import compute_slot
+    from nanodistill.kinds import KINDS
     from nanodistill.settings import load_settings
     from nanodistill.store import jobs as jobs_db
     from nanodistill.store.db import Store
@@ -281,8 +283,9 @@ async def test_a_compute_job_has_ended_before_it_frees_the_slot(
             return outcome
 
         monkeypatch.setattr(job_runner, "compute_slot", watched_slot)
+        monkeypatch.setattr(JobKind, "load_handler", lambda kind: handler)
         ctx = JobContext(store=store, settings=settings, job=await jobs_db.get_job(store, job_id))
-        await job_runner.execute(ctx, handler)
+        await job_runner.execute(ctx, KINDS["train"])
         assert at_release == [status]
         assert (await jobs_db.get_job(store, job_id)).status == status
     finally:

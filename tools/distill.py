@@ -6,28 +6,15 @@ from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
 
-from nanodistill.api import start_distill
+from nanodistill.distill.plan import DistillRequest, plan_distill
+from nanodistill.jobs.start import start_job
+from nanodistill.views import JobView, job_view
 from tools._common import STARTS_JOB, register_tools, runtime
-from tools.jobs import JobView, job_view
+from tools._request import takes
 
 
-async def distill(
-    name: str,
-    instruction: str,
-    ctx: Context,
-    seeds: list[dict[str, Any]] | None = None,
-    path: str | None = None,
-    teacher: str | None = None,
-    student: str = "smollm2-135m",
-    augment_factor: int = 50,
-    target_size: int | None = None,
-    holdout_fraction: float = 0.2,
-    max_cost_usd: float | None = None,
-    training: dict[str, Any] | None = None,
-    api_base: str | None = None,
-    api_key_env: str | None = None,
-    training_data: list[dict[str, Any]] | str | None = None,
-) -> JobView:
+@takes(DistillRequest)
+async def distill(ctx: Context, **arguments: Any) -> JobView:
     """Make a small model from a handful of examples in one call: creates dataset `name` from `seeds`
     (inline [{input, output}] or a file `path`; `holdout_fraction` of them set aside for the report
     card), amplifies it with `teacher` (any LiteLLM model, or one served at `api_base`), trains
@@ -36,27 +23,11 @@ async def distill(
     evaluates it. `training_data` (examples or a file) skips amplification and trains on it directly.
     Runs as a `distill` job with one child job per stage; follow it with get_job: the result names the
     model and summarises its report card. Everything is checked first and all problems are reported
-    together. Quote the teacher cost first with amplify_dataset(dry_run=True) on a dataset of the seeds."""
+    together. Quote the teacher cost first with amplify_dataset(dry_run=True) on a dataset of the seeds;
+    `max_cost_usd` caps it (with `input_cost_per_token`/`output_cost_per_token` for unpriced teachers)."""
     rt = runtime(ctx)
-    job = await start_distill(
-        rt.store,
-        rt.settings,
-        name=name,
-        seeds=seeds,
-        path=path,
-        instruction=instruction,
-        teacher=teacher,
-        student=student,
-        augment_factor=augment_factor,
-        target_size=target_size,
-        holdout_fraction=holdout_fraction,
-        max_cost_usd=max_cost_usd,
-        training=training,
-        api_base=api_base,
-        api_key_env=api_key_env,
-        training_data=training_data,
-    )
-    return await job_view(rt.store, job, None)
+    plan = await plan_distill(rt.store, rt.settings, DistillRequest.model_validate(arguments))
+    return await job_view(rt.store, await start_job(rt.store, rt.settings, plan), None)
 
 
 def register(app: MCPServer) -> None:

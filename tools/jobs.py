@@ -2,101 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
-from pydantic import BaseModel, Field
 
 from nanodistill.errors import NanodistillError
-from nanodistill.jobs.process import reconcile, signal_job
-from nanodistill.jobs.start import launch
+from nanodistill.jobs import control
+from nanodistill.jobs.process import reconcile
 from nanodistill.store import jobs as jobs_db
-from nanodistill.store.db import Store, now
+from nanodistill.store.db import now
+from nanodistill.store.jobs import JobKindName, JobStatus
+from nanodistill.views import JobList, JobView, job_view
 from tools._common import ADDITIVE, READ_ONLY, register_tools, runtime
 
 MAX_WAIT_S = 20.0
 POLL_S = 0.2
-JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
-
-
-class JobEvent(BaseModel):
-    seq: int
-    at: float
-    level: str
-    message: str
-    data: dict[str, Any] = Field(default_factory=dict)
-
-
-class Progress(BaseModel):
-    done: float
-    total: float | None
-    fraction: float | None
-
-
-class ChildJob(BaseModel):
-    id: str
-    kind: str
-    status: str
-    stage: str | None
-
-
-class JobView(BaseModel):
-    id: str
-    kind: str
-    status: JobStatus
-    stage: str | None
-    progress: Progress
-    metrics: dict[str, Any]
-    cost_usd: float
-    result: dict[str, Any] | None = None
-    error: str | None = None
-    note: str | None = None
-    parent_id: str | None = None
-    children: list[ChildJob] = Field(default_factory=list)
-    attempts: int
-    created_at: float
-    started_at: float | None = None
-    finished_at: float | None = None
-    events: list[JobEvent] = Field(default_factory=list, description="Events after events_after, oldest first.")
-    events_cursor: int = Field(description="Pass as events_after on the next get_job to get only newer events.")
-    next_poll_s: float | None = Field(description="When to call get_job again; null once the job has ended.")
-
-
-class JobList(BaseModel):
-    jobs: list[JobView]
-    next_cursor: str | None = None
-
-
-async def job_view(store: Store, job: jobs_db.Job, events_after: int | None) -> JobView:
-    after = events_after if events_after is not None else 0
-    events = await jobs_db.events_after(store, job.id, after)
-    cursor = events[-1].seq if events else max(after, 0)
-    total = job.progress_total
-    fraction = min(job.progress_done / total, 1.0) if total else None
-    active = job.status in jobs_db.ACTIVE
-    children = await jobs_db.child_jobs(store, job.id)
-    return JobView(
-        id=job.id,
-        kind=job.kind,
-        status=job.status,  # type: ignore[arg-type]
-        stage=job.stage,
-        progress=Progress(done=job.progress_done, total=total, fraction=fraction),
-        metrics=job.metrics,
-        cost_usd=round(job.cost_usd, 6),
-        result=job.result,
-        error=job.error,
-        note=job.note,
-        parent_id=job.parent_id,
-        children=[ChildJob(id=c.id, kind=c.kind, status=c.status, stage=c.stage) for c in children],
-        attempts=job.attempts,
-        created_at=job.created_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-        events=[JobEvent(seq=e.seq, at=e.at, level=e.level, message=e.message, data=e.data) for e in events],
-        events_cursor=cursor,
-        next_poll_s=(2.0 if job.status == "running" else 5.0) if active else None,
-    )
 
 
 def _changed(before: jobs_db.Job, after: jobs_db.Job) -> bool:
@@ -142,7 +61,7 @@ async def _wait_for_change(ctx: Context, job: jobs_db.Job, events_after: int | N
 async def list_jobs(
     ctx: Context,
     status: JobStatus | None = None,
-    kind: Literal["amplify", "train", "evaluate", "export", "distill"] | None = None,
+    kind: JobKindName | None = None,
     limit: int = 20,
     cursor: str | None = None,
 ) -> JobList:
@@ -167,49 +86,14 @@ async def cancel_job(job_id: str, ctx: Context) -> JobView:
     """Ask a queued or running job to stop. It stops at its next step, keeps what it produced, and ends
     `cancelled` (resume_job continues it later)."""
     store = runtime(ctx).store
-    await reconcile(store, [job_id])
-    job = await jobs_db.get_job(store, job_id)
-    if job.status not in jobs_db.ACTIVE:
-        raise NanodistillError(
-            f"job {job_id} already ended ({job.status}); there is nothing to cancel."
-            + (" resume_job continues it." if job.status in jobs_db.RESUMABLE else "")
-        )
-    async with store.write() as db:
-        await jobs_db.update_job(db, job_id, cancel_requested=1)
-        await jobs_db.add_event(db, job_id, "info", "cancel requested")
-    for child in await jobs_db.child_jobs(store, job_id):
-        if child.status in jobs_db.ACTIVE:
-            async with store.write() as db:
-                await jobs_db.update_job(db, child.id, cancel_requested=1)
-    if job.status == "running":
-        # Only a running job has its SIGTERM handler in place; a queued one may still be starting, and a
-        # signal then would kill it outright (ending `interrupted`). It reads the flag when it starts.
-        signal_job(job.pid)
-    return await job_view(store, await jobs_db.get_job(store, job_id), None)
+    return await job_view(store, await control.cancel_job(store, job_id), None)
 
 
 async def resume_job(job_id: str, ctx: Context) -> JobView:
     """Restart an interrupted, failed or cancelled job from where it stopped (amplification from the
     examples already stored, training from its last checkpoint)."""
     rt = runtime(ctx)
-    await reconcile(rt.store, [job_id])
-    job = await jobs_db.get_job(rt.store, job_id)
-    if job.parent_id:
-        raise NanodistillError(f"job {job_id} is a stage of job {job.parent_id}; resume that one instead.")
-    if job.status not in jobs_db.RESUMABLE:
-        hint = (
-            "it is still active; follow it with get_job"
-            if job.status in jobs_db.ACTIVE
-            else ("it finished successfully; start a new job instead")
-        )
-        raise NanodistillError(f"job {job_id} is {job.status} and cannot be resumed: {hint}.")
-    async with rt.store.write() as db:
-        await jobs_db.update_job(
-            db, job_id, status="queued", cancel_requested=0, error=None, note=None, finished_at=None, pid=None
-        )
-        await jobs_db.add_event(db, job_id, "info", "resume requested")
-    await launch(rt.store, rt.settings, job_id, job.kind)
-    return await job_view(rt.store, await jobs_db.get_job(rt.store, job_id), None)
+    return await job_view(rt.store, await control.resume_job(rt.store, rt.settings, job_id), None)
 
 
 def register(app: MCPServer) -> None:

@@ -4,44 +4,21 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import anyio
 from mcp.server.mcpserver import Context, MCPServer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
+from nanodistill.bases.job import ImportRequest, plan_import
 from nanodistill.errors import NanodistillError
 from nanodistill.jobs.start import start_job
 from nanodistill.runtime import Runtime
-from nanodistill.store import datasets as ds
 from nanodistill.store import models as models_db
-from nanodistill.train.options import base_model_problem
+from nanodistill.store.models import ModelKind
+from nanodistill.train.export_job import ExportRequest, plan_export
+from nanodistill.views import JobView, ModelList, ModelView, job_view, model_view
 from tools._common import DESTRUCTIVE, READ_ONLY, STARTS_JOB, register_tools, runtime
-from tools.jobs import JobView, job_view
-from tools.training import gguf_problem, model_name
-
-
-class ModelView(BaseModel):
-    id: str
-    name: str
-    kind: Literal["trained", "base"]
-    base_model: str
-    method: str | None = None
-    dataset: str | None = None
-    job_id: str | None = None
-    instruction: str
-    reasoning: str
-    hyperparameters: dict[str, Any] = Field(default_factory=dict)
-    metrics: dict[str, Any] = Field(default_factory=dict)
-    report_card: dict[str, Any] | None = Field(default=None, description="Summary of the latest evaluation.")
-    paths: dict[str, str | None]
-    resources: dict[str, str]
-    created_at: float
-
-
-class ModelList(BaseModel):
-    models: list[ModelView]
-    next_cursor: str | None = None
+from tools._request import takes
 
 
 class DeletedModel(BaseModel):
@@ -49,47 +26,8 @@ class DeletedModel(BaseModel):
     files_removed: list[str]
 
 
-def card_summary(report: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The headline of a report card: verdict and, per test source, base vs student scores."""
-    if not report:
-        return None
-    sources = [
-        {k: s.get(k) for k in ("name", "size", "metric", "student", "base", "teacher_agreement")}
-        for s in report.get("sources", [])
-    ]
-    return {"ready": report.get("ready"), "verdict": report.get("verdict"), "sources": sources}
-
-
-async def model_view(rt: Runtime, model: models_db.Model, full: bool = True) -> ModelView:
-    dataset = None
-    if model.dataset_id:
-        found = await rt.store.fetchone("SELECT name FROM datasets WHERE id = ?", (model.dataset_id,))
-        dataset = found["name"] if found else None
-    metrics = dict(model.metrics)
-    if not full:
-        metrics.pop("loss_history", None)
-    uri = f"nanodistill://models/{model.id}"
-    return ModelView(
-        id=model.id,
-        name=model.name,
-        kind=model.kind,  # type: ignore[arg-type]
-        base_model=model.base_model,
-        method=model.method,
-        dataset=dataset,
-        job_id=model.job_id,
-        instruction=model.instruction,
-        reasoning=model.reasoning,
-        hyperparameters=model.params,
-        metrics=metrics,
-        report_card=card_summary(model.report),
-        paths={"base_model": model.base_model, "adapter": model.adapter_path, "folder": model.path},
-        resources={"record": uri, "card": f"{uri}/card", "loss_plot": f"{uri}/loss.png"},
-        created_at=model.created_at,
-    )
-
-
 async def list_models(
-    ctx: Context, kind: Literal["trained", "base"] | None = None, limit: int = 50, cursor: str | None = None
+    ctx: Context, kind: ModelKind | None = None, limit: int = 50, cursor: str | None = None
 ) -> ModelList:
     """List registered models (trained students and imported bases), newest first."""
     if not 1 <= limit <= 200:
@@ -100,7 +38,7 @@ async def list_models(
     except ValueError:
         raise NanodistillError("'cursor' is not one this server returned; pass next_cursor as given.") from None
     found = await models_db.list_models(rt.store, kind, limit + 1, before)
-    views = [await model_view(rt, m, full=False) for m in found[:limit]]
+    views = [await model_view(rt.store, m, full=False) for m in found[:limit]]
     return ModelList(models=views, next_cursor=repr(found[limit - 1].created_at) if len(found) > limit else None)
 
 
@@ -108,7 +46,7 @@ async def get_model(model: str, ctx: Context) -> ModelView:
     """One model by id or name: base, method, dataset, job, hyperparameters, losses, tokens trained, wall
     time, paths, and the report card summary once evaluated (full card: the models/{id}/card resource)."""
     rt = runtime(ctx)
-    return await model_view(rt, await models_db.get_model(rt.store, model))
+    return await model_view(rt.store, await models_db.get_model(rt.store, model))
 
 
 def _owned_paths(rt: Runtime, model: models_db.Model) -> list[Path]:
@@ -134,19 +72,18 @@ async def delete_model(model: str, ctx: Context) -> DeletedModel:
     return DeletedModel(deleted=found.id, files_removed=[str(p) for p in paths])
 
 
-async def export_model(model: str, ctx: Context, format: Literal["fused", "gguf", "ollama"] = "fused") -> JobView:
+@takes(ExportRequest)
+async def export_model(ctx: Context, **arguments: Any) -> JobView:
     """Export a trained model as a background `export` job: `fused` (an HF-layout folder that
     mlx_lm.load opens with no adapter), `gguf` (llama-family models), or `ollama` (GGUF plus a Modelfile
     with the chat template and stop tokens). The job result holds the paths."""
     rt = runtime(ctx)
-    found = await models_db.get_model(rt.store, model)
-    if format not in ("fused", "gguf", "ollama"):
-        raise NanodistillError(f"'format' must be fused, gguf or ollama, got {format!r}.")
-    job = await start_job(rt.store, rt.settings, "export", {"model_id": found.id, "format": format})
-    return await job_view(rt.store, job, None)
+    plan = await plan_export(rt.store, rt.settings, ExportRequest.model_validate(arguments))
+    return await job_view(rt.store, await start_job(rt.store, rt.settings, plan), None)
 
 
-async def import_model(source: str, ctx: Context, name: str | None = None) -> JobView:
+@takes(ImportRequest)
+async def import_model(ctx: Context, **arguments: Any) -> JobView:
     """Register a model you already have as a student base, as a background `import` job: a .gguf file
     (llama and qwen2 architectures with a byte-level BPE vocabulary, e.g. Llama 3, SmolLM, Qwen2; tensor
     types F32, F16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K), `ollama:NAME[:TAG]`,
@@ -154,17 +91,8 @@ async def import_model(source: str, ctx: Context, name: str | None = None) -> Jo
     an MLX folder, verified against the original's logits, and cached by content hash. Use the
     resulting model's name or id as train_student's base_model."""
     rt = runtime(ctx)
-    problem = base_model_problem(source)
-    if problem:
-        raise NanodistillError(problem.replace("base_model", "source", 1))
-    problem = await anyio.to_thread.run_sync(gguf_problem, source)
-    if problem:
-        raise NanodistillError(f"'source': {problem}")
-    if name is not None:
-        ds.check_name(name)
-    chosen = await model_name(rt.store, name, Path(source.split(":", 1)[-1]).stem or "base")
-    job = await start_job(rt.store, rt.settings, "import", {"source": source, "name": chosen})
-    return await job_view(rt.store, job, None)
+    plan = await plan_import(rt.store, rt.settings, ImportRequest.model_validate(arguments))
+    return await job_view(rt.store, await start_job(rt.store, rt.settings, plan), None)
 
 
 def register(app: MCPServer) -> None:

@@ -10,8 +10,7 @@ from nanodistill.errors import NanodistillError
 from nanodistill.runtime import Runtime
 from nanodistill.store import models as models_db
 from nanodistill.student.files import check_model_files
-from nanodistill.student.imports import SMOLLM2_SHORTCUT
-from nanodistill.train.source import model_source
+from nanodistill.student.ref import loadable_source, parse_model_ref
 from tools._common import READ_ONLY, register_tools, runtime
 
 MAX_PROMPTS = 64
@@ -41,13 +40,13 @@ async def student_target(rt: Runtime, model: str) -> tuple[str, str | None, str,
     if found is not None:
         reasoning: ReasoningMode = "full" if found.reasoning == "full" else "none"
         return found.base_model, found.adapter_path, found.instruction, reasoning, found.name
-    if model.lower().endswith(".gguf") or model.startswith("ollama:") or model.lower() == SMOLLM2_SHORTCUT:
+    if parse_model_ref(model).needs_import:
         raise NanodistillError(
             f"'model': {model!r} must be imported first: call import_model(source={model!r}), then query the "
             "model it registers by name."
         )
     try:
-        return model_source(model, "model"), None, "", "none", model
+        return loadable_source(model, "model"), None, "", "none", model
     except NanodistillError as exc:
         raise NanodistillError(
             f"'model': {model!r} is not a registered model (call list_models for ids and names) "

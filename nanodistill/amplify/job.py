@@ -8,38 +8,61 @@ from __future__ import annotations
 
 from typing import Any
 
-from nanodistill.amplify.records import Accepted, AmplifyConfig, AmplifyHooks, AmplifyState, Seed
+from nanodistill.amplify.plan import AmplifyParams, seeds_of
+from nanodistill.amplify.quote import Quote, quote
+from nanodistill.amplify.records import Accepted, AmplifyConfig, AmplifyHooks, AmplifyState
 from nanodistill.data.rows import Row
 from nanodistill.jobs.context import JobContext
 from nanodistill.store import datasets as ds
 from nanodistill.store.db import Store
-from nanodistill.teacher.cache import SqliteTeacherCache
-from nanodistill.teacher.client import TeacherClient
-
-MAX_TARGET = 100_000
-CONFIG_FIELDS = ("target_size", "test_fraction", "concurrency", "temperature", "self_consistency", "max_cost_usd")
+from nanodistill.teacher.cache import SqliteTeacherCache, cache_stats
+from nanodistill.teacher.client import TeacherClient, TeacherTotals
 
 
-def teacher_client(params: dict[str, Any], store: Store | None, job_id: str | None) -> TeacherClient:
-    """The job's teacher, from the parameters the tool stored (never a key: keys stay in the environment)."""
+def teacher_client(params: AmplifyParams, store: Store | None, job_id: str | None) -> TeacherClient:
+    """The job's teacher, from the parameters the plan stored (never a key: keys stay in the environment)."""
     return TeacherClient(
-        params["teacher"],
-        api_base=params.get("api_base"),
-        api_key_env=params.get("api_key_env"),
-        concurrency=params["concurrency"],
+        params.teacher,
+        api_base=params.api_base,
+        api_key_env=params.api_key_env,
+        concurrency=params.concurrency,
         cache=SqliteTeacherCache(store, job_id) if store is not None else None,
         job_id=job_id,
-        input_cost_per_token=params.get("input_cost_per_token"),
-        output_cost_per_token=params.get("output_cost_per_token"),
+        input_cost_per_token=params.input_cost_per_token,
+        output_cost_per_token=params.output_cost_per_token,
     )
 
 
-async def seeds_of(store: Store, dataset_id: str) -> list[Seed]:
-    """The seeds the teacher may see: training rows only, never held-out ones."""
-    return [
-        Seed(id=e.position, input=e.input, output=e.output, reasoning=e.reasoning)
-        async for e in ds.iter_examples(store, dataset_id, ("train",))
-    ]
+def amplify_config(params: AmplifyParams) -> AmplifyConfig:
+    return AmplifyConfig(
+        target_size=params.target_size,
+        test_fraction=params.test_fraction,
+        concurrency=params.concurrency,
+        temperature=params.temperature,
+        self_consistency=params.self_consistency,
+        max_cost_usd=params.max_cost_usd,
+    )
+
+
+async def lifetime_totals(store: Store, job_id: str) -> TeacherTotals:
+    """What earlier attempts of this job already paid the teacher, from the call ledger: a resumed job's
+    budget and reported cost cover its whole life, not just the latest attempt."""
+    earlier = await cache_stats(store, job_id)
+    return TeacherTotals(
+        calls=earlier["calls"],
+        prompt_tokens=earlier["prompt_tokens"],
+        completion_tokens=earlier["completion_tokens"],
+        cost_usd=earlier["cost_usd"],
+        priced=not earlier["unpriced_calls"],
+    )
+
+
+async def dry_run_quote(store: Store, params: AmplifyParams) -> Quote:
+    """Three real teacher calls, projected to the whole job (the job reuses them from the cache)."""
+    source = await ds.get_dataset_by_id(store, params.dataset_id)
+    seeds = await seeds_of(store, source.id)
+    client = teacher_client(params, store, None)
+    return await quote(seeds, instruction=source.instruction, teacher=client, config=amplify_config(params))
 
 
 async def _resume_state(store: Store, output_id: str, policy: str | None) -> AmplifyState:
@@ -66,10 +89,11 @@ async def _copy_holdout(store: Store, source_id: str, output_id: str) -> int:
 async def run_amplify_job(ctx: JobContext) -> dict[str, Any]:
     from nanodistill.amplify.pipeline import amplify
 
-    p = ctx.params
+    p = ctx.params_as(AmplifyParams)
     store = ctx.store
-    source = await ds.get_dataset_by_id(store, p["dataset_id"])
-    output = await ds.get_dataset_by_id(store, p["output_dataset_id"])
+    assert p.output_dataset_id is not None, "the plan's prepare step sets output_dataset_id"
+    source = await ds.get_dataset_by_id(store, p.dataset_id)
+    output = await ds.get_dataset_by_id(store, p.output_dataset_id)
     seeds = await seeds_of(store, source.id)
     if not ctx.state.get("holdout_copied"):
         held = await _copy_holdout(store, source.id, output.id)
@@ -82,6 +106,7 @@ async def run_amplify_job(ctx: JobContext) -> dict[str, Any]:
             {"traced": len(state.traced)},
         )
     teacher = teacher_client(p, store, ctx.id)
+    teacher.totals = await lifetime_totals(store, ctx.id)
     by_id = {seed.id: seed for seed in seeds}
 
     async def on_seed_trace(seed_id: int, reasoning: str, teacher_answer: str, agrees: bool) -> None:
@@ -114,9 +139,9 @@ async def run_amplify_job(ctx: JobContext) -> dict[str, Any]:
     async def on_event(level: str, message: str, data: dict[str, Any]) -> None:
         await ctx.event(level, message, data)
 
-    config = AmplifyConfig(**{key: p[key] for key in CONFIG_FIELDS if p.get(key) is not None})
+    config = amplify_config(p)
     hooks = AmplifyHooks(on_seed_trace, on_policy, on_accept, on_progress, on_event, ctx.should_stop)
-    await ctx.stage("amplifying", f"amplifying {len(seeds)} seeds to {config.target_size} examples with {p['teacher']}")
+    await ctx.stage("amplifying", f"amplifying {len(seeds)} seeds to {config.target_size} examples with {p.teacher}")
     result = await amplify(
         seeds, instruction=source.instruction, teacher=teacher, config=config, state=state, hooks=hooks
     )
@@ -127,7 +152,7 @@ async def run_amplify_job(ctx: JobContext) -> dict[str, Any]:
         return {"stopped": "cancelled", **summary}
     if result.stopped_reason == "budget":
         summary["note"] = (
-            f"stopped once the teacher cost reached max_cost_usd={p['max_cost_usd']}: "
+            f"stopped once the teacher cost reached max_cost_usd={p.max_cost_usd}: "
             f"{result.total_examples} examples kept"
         )
     elif result.stopped_reason == "max_rounds":

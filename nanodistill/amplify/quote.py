@@ -43,6 +43,11 @@ def _tokens(reply: TeacherReply, count: int) -> tuple[int, int]:
     return reply.prompt_tokens * count, reply.completion_tokens * count
 
 
+def significant(seconds: float, digits: int = 3) -> float:
+    """Rounded to significant digits, not decimals: a fast local teacher's 1.5 ms stays 0.0015, not 0.0."""
+    return float(f"{seconds:.{digits}g}")
+
+
 async def quote(seeds: list[Seed], *, instruction: str, teacher: TeacherClient, config: AmplifyConfig) -> Quote:
     """Make one trace, one generation and one answer call, and project calls, tokens, cost and time."""
     if not seeds:
@@ -103,8 +108,8 @@ async def quote(seeds: list[Seed], *, instruction: str, teacher: TeacherClient, 
         projected_completion_tokens=completion_tokens,
         projected_cost_usd=cost,
         priced=cost is not None,
-        mean_latency_s=round(latency, 3),
-        estimated_duration_s=round(duration, 1),
+        mean_latency_s=significant(latency),
+        estimated_duration_s=significant(duration),
         sample_inputs=inputs,
         sample_trace=None
         if traced is None

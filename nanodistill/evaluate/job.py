@@ -71,13 +71,14 @@ def answer_budget(sources: list[TestSource], reasoning: ReasoningMode) -> int:
 
 
 async def run_evaluate_job(ctx: JobContext) -> dict[str, Any]:
+    from nanodistill.evaluate.plan import EvaluateParams
     from nanodistill.evaluate.run import evaluate_student
     from nanodistill.student.files import check_model_files
     from nanodistill.student.load import load_student
 
-    p = ctx.params
-    model = await models_db.get_model(ctx.store, p["model_id"])
-    sources = await test_sources(ctx.store, model.dataset_id, p.get("test_dataset_id"))
+    p = ctx.params_as(EvaluateParams)
+    model = await models_db.get_model(ctx.store, p.model_id)
+    sources = await test_sources(ctx.store, model.dataset_id, p.test_dataset_id)
     if not sources:
         raise NanodistillError(
             f"model {model.name} has no held-out examples to evaluate on: pass test_dataset, or create the "
@@ -87,9 +88,9 @@ async def run_evaluate_job(ctx: JobContext) -> dict[str, Any]:
     check_model_files(model.base_model, model.adapter_path)
     await ctx.stage("loading models")
     student = await anyio.to_thread.run_sync(load_student, model.base_model, model.adapter_path)
-    base = await anyio.to_thread.run_sync(load_student, model.base_model, None) if p["compare_base"] else None
+    base = await anyio.to_thread.run_sync(load_student, model.base_model, None) if p.compare_base else None
     reasoning: ReasoningMode = "full" if model.reasoning == "full" else "none"
-    max_tokens = p.get("max_tokens") or answer_budget(sources, reasoning)
+    max_tokens = p.max_tokens or answer_budget(sources, reasoning)
     seen = await train_inputs(ctx.store, model.dataset_id)
 
     def on_progress(done: int, total: int) -> None:
@@ -115,7 +116,7 @@ async def run_evaluate_job(ctx: JobContext) -> dict[str, Any]:
             sources,
             instruction=model.instruction,
             reasoning=reasoning,
-            metric=p["metric"],
+            metric=p.metric,
             max_tokens=max_tokens,
             on_progress=on_progress,
             should_stop=ctx.should_stop,

@@ -5,16 +5,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 import anyio
+from pydantic import BaseModel
 
 from nanodistill.settings import Settings
 from nanodistill.store import jobs as jobs_db
 from nanodistill.store.db import Store
 
 log = logging.getLogger("nanodistill.job")
+P = TypeVar("P", bound=BaseModel)
 
 
 class JobCancelled(Exception):
@@ -34,9 +36,9 @@ class JobContext:
     def id(self) -> str:
         return self.job.id
 
-    @property
-    def params(self) -> dict[str, Any]:
-        return self.job.params
+    def params_as(self, model: type[P]) -> P:
+        """The job's stored parameters as their kind's typed record."""
+        return model.model_validate(self.job.params)
 
     @property
     def state(self) -> dict[str, Any]:
@@ -96,10 +98,5 @@ class JobContext:
             await self._roll_up_cost(db)
 
     async def _roll_up_cost(self, db: aiosqlite.Connection) -> None:
-        """A parent job's cost is the sum of its children's."""
         if self.parent is not None:
-            await db.execute(
-                "UPDATE jobs SET cost_usd = (SELECT COALESCE(SUM(cost_usd), 0) FROM jobs WHERE parent_id = ?) "
-                "WHERE id = ?",
-                (self.parent.id, self.parent.id),
-            )
+            await jobs_db.roll_up_cost(db, self.parent.id)

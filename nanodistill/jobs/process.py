@@ -1,6 +1,6 @@
 """Starting job processes detached, telling live ones from dead ones, and finding the dead.
 
-A job runs as `python -m nanodistill.jobs.run JOB_ID KIND` in its own session, so it outlives the
+A job runs as `python -m nanodistill.worker JOB_ID KIND` in its own session, so it outlives the
 MCP server and its host. A job whose process is gone and whose heartbeat is stale is marked
 `interrupted`, at server start and on every read.
 """
@@ -32,7 +32,7 @@ def spawn_job(settings: Settings, job_id: str, kind: str) -> int:
     """Start the job's process in a new session; its output goes to the job's log file."""
     with log_path(settings, job_id).open("ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "nanodistill.jobs.run", job_id, kind],
+            [sys.executable, "-m", "nanodistill.worker", job_id, kind],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -87,20 +87,14 @@ def is_dead(job: jobs_db.Job, at: float) -> bool:
 async def reconcile(store: Store, job_ids: list[str] | None = None) -> list[str]:
     """Mark active jobs with a dead process and a stale heartbeat `interrupted`; return their ids."""
     if job_ids is None:
-        rows = await store.fetchall("SELECT id FROM jobs WHERE status IN ('queued', 'running')")
-        job_ids = [row["id"] for row in rows]
+        job_ids = await jobs_db.active_job_ids(store)
     found = []
     for job_id in job_ids:
         job = await jobs_db.find_job(store, job_id)
         if job is None or not is_dead(job, now()):
             continue
         async with store.write() as db:
-            cursor = await db.execute(
-                "UPDATE jobs SET status = 'interrupted', finished_at = ?, pid = NULL "
-                "WHERE id = ? AND status IN ('queued', 'running')",
-                (now(), job_id),
-            )
-            if cursor.rowcount:
+            if await jobs_db.mark_interrupted(db, job_id, now()):
                 await jobs_db.add_event(
                     db, job_id, "warning", "job process is gone; marked interrupted. resume_job continues it."
                 )

@@ -1,69 +1,40 @@
-"""The job process: `python -m nanodistill.jobs.run JOB_ID KIND`.
+"""Running a job in its process: mark it running, heartbeat, watch for a cancel (flag in SQLite or
+SIGTERM), take the compute slot for compute-heavy kinds, run the kind's handler, record how it ended.
 
-It marks the job running, heartbeats, watches for a cancel (flag in SQLite or SIGTERM), takes
-the compute slot for compute-heavy kinds, runs the kind's handler, and records how it ended.
+The process entry point (`python -m nanodistill.worker JOB_ID KIND`) looks the kind up in the table
+of kinds and calls `run_job`; multi-stage jobs run their stages here with `run_child`.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import signal
-import sys
 import traceback
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
+from pydantic import BaseModel
 
 from nanodistill.errors import NanodistillError
 from nanodistill.jobs.context import JobCancelled, JobContext
+from nanodistill.jobs.kind import Handler, JobKind
+from nanodistill.jobs.plan import stored_params
 from nanodistill.jobs.process import HEARTBEAT_S
-from nanodistill.jobs.slot import compute_slot
-from nanodistill.platform.teardown import exit_without_teardown, mlx_loaded
+from nanodistill.jobs.slot import compute_slot, hold_job_lock
 from nanodistill.settings import load_settings
 from nanodistill.store import jobs as jobs_db
 from nanodistill.store.db import Store, now
 from nanodistill.store.disk import disk_error, is_disk_error
-
-Handler = Callable[[JobContext], Awaitable[dict[str, Any]]]
-
-HANDLERS: dict[str, str] = {
-    "amplify": "nanodistill.amplify.job:run_amplify_job",
-    "train": "nanodistill.train.job:run_train_job",
-    "evaluate": "nanodistill.evaluate.job:run_evaluate_job",
-    "export": "nanodistill.train.export_job:run_export_job",
-    "distill": "nanodistill.jobs.distill:run_distill_job",
-    "import": "nanodistill.student.import_job:run_import_job",
-}
-COMPUTE_KINDS = ("train", "evaluate", "export", "import")
-MLX_KINDS = (*COMPUTE_KINDS, "distill")
-
-
-def load_handler(kind: str) -> Handler:
-    module_name, _, attr = HANDLERS[kind].partition(":")
-    handler: Handler = getattr(importlib.import_module(module_name), attr)
-    return handler
 
 
 async def _heartbeat(ctx: JobContext) -> None:
     """Beat for the job and the stages it runs in-process; a cancel asked of either stops both."""
     while True:
         async with ctx.store.write() as db:
-            await db.execute(
-                "UPDATE jobs SET heartbeat_at = ? WHERE id = ? OR (parent_id = ? AND status IN ('queued', 'running'))",
-                (now(), ctx.id, ctx.id),
-            )
-        # Only active stages count: a stage cancelled in an earlier attempt keeps its flag until it is
-        # re-queued, and reading it would cancel the resumed job at once.
-        row = await ctx.store.fetchone(
-            "SELECT MAX(cancel_requested) FROM jobs"
-            " WHERE id = ? OR (parent_id = ? AND status IN ('queued', 'running'))",
-            (ctx.id, ctx.id),
-        )
-        if row and row[0]:
+            await jobs_db.beat(db, ctx.id, now())
+        if await jobs_db.cancel_asked(ctx.store, ctx.id):
             ctx.cancel.set()
         await anyio.sleep(HEARTBEAT_S)
 
@@ -82,8 +53,11 @@ async def _finish(ctx: JobContext, status: str, **fields: Any) -> None:
             await jobs_db.add_event(db, ctx.id, "error" if status == "failed" else "info", message)
 
 
-async def run_job(job_id: str) -> int:
+async def run_job(job_id: str, kind: JobKind) -> int:
     settings = load_settings()
+    if not hold_job_lock(settings.home, job_id):
+        logging.error("job %s already runs in another process; this one stops", job_id)
+        return 1
     store = await Store.open(settings.db_path)
     try:
         job = await jobs_db.get_job(store, job_id)
@@ -95,13 +69,12 @@ async def run_job(job_id: str) -> int:
                 db, job_id, pid=os.getpid(), heartbeat_at=now(), attempts=job.attempts + 1, error=None
             )
         ctx = JobContext(store=store, settings=settings, job=await jobs_db.get_job(store, job_id))
-        if job.kind in MLX_KINDS:
+        if kind.mlx:
             await _report_blas(ctx)
-        handler = load_handler(job.kind)
         async with anyio.create_task_group() as tg:
             tg.start_soon(_heartbeat, ctx)
             tg.start_soon(_signals, ctx)
-            await _run(ctx, handler)
+            await execute(ctx, kind)
             tg.cancel_scope.cancel()
         return 0
     finally:
@@ -123,15 +96,12 @@ async def _report_blas(ctx: JobContext) -> None:
         )
 
 
-async def _run(ctx: JobContext, handler: Handler) -> None:
-    await execute(ctx, handler)
-
-
-async def execute(ctx: JobContext, handler: Handler) -> tuple[str, dict[str, Any]]:
+async def execute(ctx: JobContext, kind: JobKind) -> tuple[str, dict[str, Any]]:
     """Run a handler (in the compute slot when its kind needs one), map how it ended to a status and
     record it. The end is recorded before the slot is released, so the job that waited for the slot
     never starts while this one still shows `running`."""
-    if ctx.job.kind not in COMPUTE_KINDS:
+    handler = kind.load_handler()
+    if not kind.compute:
         return await _record(ctx, await _outcome(ctx, handler))
     try:
         async with compute_slot(ctx):
@@ -170,7 +140,7 @@ def _failure(ctx: JobContext, exc: Exception) -> tuple[str, dict[str, Any]]:
     return "failed", {"error": f"internal error ({type(exc).__name__}: {exc}); see the job log"}
 
 
-async def run_child(parent: JobContext, stage: str, kind: str, params: dict[str, Any], announce: str) -> dict[str, Any]:
+async def run_child(parent: JobContext, stage: str, kind: JobKind, params: BaseModel, announce: str) -> dict[str, Any]:
     """Run one stage of a multi-stage job in this process, as a child job row of its own.
 
     A stage that already succeeded (in an earlier attempt) is skipped, said so, and its result
@@ -185,7 +155,7 @@ async def run_child(parent: JobContext, stage: str, kind: str, params: dict[str,
     await parent.stage(stage, announce)
     async with parent.store.write() as db:
         if child is None:
-            child_id = await jobs_db.insert_job(db, kind, params, parent_id=parent.id)
+            child_id = await jobs_db.insert_job(db, kind.name, stored_params(params), parent_id=parent.id)
         assert child_id is not None
         await jobs_db.update_job(
             db,
@@ -206,7 +176,7 @@ async def run_child(parent: JobContext, stage: str, kind: str, params: dict[str,
         cancel=parent.cancel,
         parent=parent,
     )
-    status, fields = await execute(ctx, load_handler(kind))
+    status, fields = await execute(ctx, kind)
     if status == "cancelled":
         raise JobCancelled
     if status == "failed":
@@ -219,23 +189,3 @@ async def _mark_running(ctx: JobContext) -> None:
     async with ctx.store.write() as db:
         await jobs_db.update_job(db, ctx.id, status="running", started_at=now(), stage="starting")
         await jobs_db.add_event(db, ctx.id, "info", f"{ctx.job.kind} job started (attempt {ctx.job.attempts})")
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2 or args[1] not in HANDLERS:
-        print(f"usage: python -m nanodistill.jobs.run JOB_ID KIND (KIND: {', '.join(HANDLERS)})", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args[1] in MLX_KINDS:
-        from nanodistill.platform.blas import reexec_with_fast_blas
-
-        reexec_with_fast_blas(load_settings())
-    code = anyio.run(run_job, args[0])
-    if mlx_loaded():
-        exit_without_teardown(code)
-    return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,7 @@
-"""The compute slot: an OS file lock so two trainings never fight for one machine.
+"""OS file locks: the compute slot, so two trainings never fight for one machine, and each job's own
+lock, so a job never runs in two processes.
 
-The lock dies with its process, so a killed job never leaves the slot taken.
+A lock dies with its process, so a killed job never leaves one taken.
 """
 
 from __future__ import annotations
@@ -9,12 +10,14 @@ import fcntl
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import anyio
 
 from nanodistill.jobs.context import JobContext
 
 POLL_S = 0.5
+_held: list[int] = []
 
 
 @asynccontextmanager
@@ -43,3 +46,19 @@ async def compute_slot(ctx: JobContext) -> AsyncIterator[None]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def hold_job_lock(home: Path, job_id: str) -> bool:
+    """Take this job's own lock for the rest of the process's life; False when another live process
+    holds it (so a job never runs in two processes at once, however it was started)."""
+    folder = home / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / f"{job_id}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return False
+    _held.append(fd)  # kept open: the lock lasts until the process exits
+    return True
+

@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, cast
 
 import aiosqlite
 
 from nanodistill.errors import NanodistillError
 from nanodistill.store.db import Store, new_id, now
 
-ACTIVE = ("queued", "running")
-FINISHED = ("succeeded", "failed", "cancelled")
-RESUMABLE = ("interrupted", "failed", "cancelled")
+JobKindName = Literal["amplify", "train", "evaluate", "export", "import", "distill"]
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
+ACTIVE: tuple[JobStatus, ...] = ("queued", "running")
+FINISHED: tuple[JobStatus, ...] = ("succeeded", "failed", "cancelled")
+RESUMABLE: tuple[JobStatus, ...] = ("interrupted", "failed", "cancelled")
 
 
 @dataclass(frozen=True)
 class Job:
     id: str
-    kind: str
-    status: str
+    kind: JobKindName
+    status: JobStatus
     params: dict[str, Any]
     stage: str | None
     progress_done: float
@@ -53,8 +55,8 @@ class Event:
 def _job(row: aiosqlite.Row) -> Job:
     return Job(
         id=row["id"],
-        kind=row["kind"],
-        status=row["status"],
+        kind=cast(JobKindName, row["kind"]),
+        status=cast(JobStatus, row["status"]),
         params=json.loads(row["params"]),
         stage=row["stage"],
         progress_done=row["progress_done"],
@@ -76,7 +78,9 @@ def _job(row: aiosqlite.Row) -> Job:
     )
 
 
-async def insert_job(db: aiosqlite.Connection, kind: str, params: dict[str, Any], parent_id: str | None = None) -> str:
+async def insert_job(
+    db: aiosqlite.Connection, kind: JobKindName, params: dict[str, Any], parent_id: str | None = None
+) -> str:
     job_id = new_id("job")
     await db.execute(
         "INSERT INTO jobs (id, kind, status, params, parent_id, created_at) VALUES (?, ?, 'queued', ?, ?, ?)",
@@ -149,4 +153,69 @@ async def merge_json(db: aiosqlite.Connection, job_id: str, column: str, update:
     assert column in ("metrics", "state")
     await db.execute(
         f"UPDATE jobs SET {column} = json_patch({column}, ?) WHERE id = ?", (json.dumps(update, default=str), job_id)
+    )
+
+
+async def record_launch(db: aiosqlite.Connection, job_id: str, pid: int) -> None:
+    """The spawned process's pid, unless the process already wrote its own (it may start first)."""
+    await db.execute("UPDATE jobs SET pid = COALESCE(pid, ?) WHERE id = ? AND status = 'queued'", (pid, job_id))
+
+
+async def requeue(db: aiosqlite.Connection, job_id: str) -> bool:
+    """Move an ended, resumable job back to `queued` in one statement: of several concurrent resumes
+    exactly one sees a row change, so one process is started."""
+    cursor = await db.execute(
+        "UPDATE jobs SET status = 'queued', cancel_requested = 0, error = NULL, note = NULL, finished_at = NULL, "
+        "pid = NULL WHERE id = ? AND status IN ('interrupted', 'failed', 'cancelled')",
+        (job_id,),
+    )
+    return cursor.rowcount == 1
+
+
+async def request_cancel(db: aiosqlite.Connection, job_id: str) -> None:
+    """Set the cancel flag on a job and on its active stages."""
+    await db.execute(
+        "UPDATE jobs SET cancel_requested = 1 WHERE id = ? OR (parent_id = ? AND status IN ('queued', 'running'))",
+        (job_id, job_id),
+    )
+
+
+async def beat(db: aiosqlite.Connection, job_id: str, at: float) -> None:
+    """Heartbeat for a job and the stages it runs in-process."""
+    await db.execute(
+        "UPDATE jobs SET heartbeat_at = ? WHERE id = ? OR (parent_id = ? AND status IN ('queued', 'running'))",
+        (at, job_id, job_id),
+    )
+
+
+async def cancel_asked(store: Store, job_id: str) -> bool:
+    """Whether a cancel was asked of the job or an active stage. A stage cancelled in an earlier attempt
+    keeps its flag until it is re-queued, and reading it would cancel the resumed job at once."""
+    row = await store.fetchone(
+        "SELECT MAX(cancel_requested) FROM jobs WHERE id = ? OR (parent_id = ? AND status IN ('queued', 'running'))",
+        (job_id, job_id),
+    )
+    return bool(row and row[0])
+
+
+async def active_job_ids(store: Store) -> list[str]:
+    rows = await store.fetchall("SELECT id FROM jobs WHERE status IN ('queued', 'running')")
+    return [row["id"] for row in rows]
+
+
+async def mark_interrupted(db: aiosqlite.Connection, job_id: str, at: float) -> bool:
+    """Mark an active job whose process is gone `interrupted`; False when it ended meanwhile."""
+    cursor = await db.execute(
+        "UPDATE jobs SET status = 'interrupted', finished_at = ?, pid = NULL "
+        "WHERE id = ? AND status IN ('queued', 'running')",
+        (at, job_id),
+    )
+    return cursor.rowcount == 1
+
+
+async def roll_up_cost(db: aiosqlite.Connection, parent_id: str) -> None:
+    """A parent job's cost is the sum of its children's."""
+    await db.execute(
+        "UPDATE jobs SET cost_usd = (SELECT COALESCE(SUM(cost_usd), 0) FROM jobs WHERE parent_id = ?) WHERE id = ?",
+        (parent_id, parent_id),
     )

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, cast
 
 import aiosqlite
 
 from nanodistill.errors import NanodistillError
 from nanodistill.store.db import Store, new_id, now
 
+ModelKind = Literal["trained", "base"]
+
 
 @dataclass(frozen=True)
 class Model:
     id: str
     name: str
-    kind: str
+    kind: ModelKind
     base_model: str
     method: str | None
     dataset_id: str | None
@@ -35,7 +37,7 @@ def _model(row: aiosqlite.Row) -> Model:
     return Model(
         id=row["id"],
         name=row["name"],
-        kind=row["kind"],
+        kind=cast(ModelKind, row["kind"]),
         base_model=row["base_model"],
         method=row["method"],
         dataset_id=row["dataset_id"],
@@ -79,7 +81,7 @@ async def get_model(store: Store, ref: str, field: str = "model") -> Model:
     return model
 
 
-async def list_models(store: Store, kind: str | None, limit: int, before: float | None) -> list[Model]:
+async def list_models(store: Store, kind: ModelKind | None, limit: int, before: float | None) -> list[Model]:
     rows = await store.newest_first("models", {"kind": kind}, limit, before)
     return [_model(row) for row in rows]
 
@@ -90,3 +92,9 @@ async def set_report(db: aiosqlite.Connection, model_id: str, report: dict[str, 
 
 async def delete_model(db: aiosqlite.Connection, model_id: str) -> None:
     await db.execute("DELETE FROM models WHERE id = ?", (model_id,))
+
+
+async def find_base_by_path(store: Store, path: str) -> Model | None:
+    """The base model registered for a converted folder, if any (one conversion, one registration)."""
+    row = await store.fetchone("SELECT * FROM models WHERE kind = 'base' AND path = ?", (path,))
+    return _model(row) if row else None

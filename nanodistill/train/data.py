@@ -16,7 +16,7 @@ from pathlib import Path
 
 from nanodistill.data.chat import ReasoningMode, chat_record
 from nanodistill.errors import NanodistillError
-from nanodistill.train.source import model_source
+from nanodistill.student.ref import loadable_source
 
 TOO_LONG_SHOWN = 5
 
@@ -52,7 +52,7 @@ def prepare_training_data(
 ) -> DataSummary:
     """Write train.jsonl / valid.jsonl into out_dir; `too_long_examples` are indices into `rows`."""
     n_valid = split_sizes(len(rows), val_fraction=val_fraction, batch_size=batch_size)
-    source = model_source(tokenizer_path, "tokenizer_path")
+    source = loadable_source(tokenizer_path, "tokenizer_path")
     if max_seq_length < 1:
         raise NanodistillError(f"max_seq_length must be at least 1, got {max_seq_length}.")
     for index, row in enumerate(rows):

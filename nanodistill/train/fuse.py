@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any, cast
 
 from nanodistill.errors import NanodistillError
-from nanodistill.train.source import model_source
+from nanodistill.student.ref import loadable_source
 
 
 def fuse_adapter(base_model: str, adapter_path: Path, out_dir: Path) -> Path:
     """Write base + adapter as one HF-layout folder that `mlx_lm.load(out_dir)` opens on its own."""
-    source = model_source(base_model, "base_model")
+    source = loadable_source(base_model, "base_model")
     if not (adapter_path / "adapter_config.json").is_file():
         raise NanodistillError(
             f"adapter_path={str(adapter_path)!r} has no adapter_config.json; point it at a training output."

@@ -20,23 +20,8 @@ from nanodistill.store import datasets as ds
 from nanodistill.store import models as models_db
 from nanodistill.store.db import Store
 from nanodistill.train.data import TrainRow, prepare_training_data
+from nanodistill.train.plan import TrainParams, options_of
 from nanodistill.train.trainer import TrainConfig, iters_for_epochs, run_training
-
-TRAIN_CONFIG_FIELDS = (
-    "method",
-    "batch_size",
-    "learning_rate",
-    "lora_rank",
-    "lora_scale",
-    "num_layers",
-    "max_seq_length",
-    "mask_prompt",
-    "seed",
-    "grad_checkpoint",
-    "steps_per_eval",
-    "save_every",
-    "early_stopping_patience",
-)
 
 
 async def training_rows(store: Store, dataset_id: str) -> tuple[list[TrainRow], list[str], int]:
@@ -69,14 +54,14 @@ def fetch_hub_model(hub_id: str) -> str:
 
 
 async def run_train_job(ctx: JobContext) -> dict[str, Any]:
-    p = ctx.params
+    p = ctx.params_as(TrainParams)
     store = ctx.store
-    dataset = await ds.get_dataset_by_id(store, p["dataset_id"])
+    dataset = await ds.get_dataset_by_id(store, p.dataset_id)
 
-    await ctx.stage("resolving base model", f"resolving base model {p['base_model']}")
+    await ctx.stage("resolving base model", f"resolving base model {p.base_model}")
     from nanodistill.student.imports import resolve_base_model
 
-    base_path = await anyio.to_thread.run_sync(resolve_base_model, p["base_model"], ctx.settings)
+    base_path = await anyio.to_thread.run_sync(resolve_base_model, p.base_model, ctx.settings)
     if not Path(base_path).exists():
         base_path = await anyio.to_thread.run_sync(fetch_hub_model, base_path)
 
@@ -93,12 +78,12 @@ async def run_train_job(ctx: JobContext) -> dict[str, Any]:
         lambda: prepare_training_data(
             rows,
             instruction=dataset.instruction,
-            reasoning=p["reasoning"],
+            reasoning=p.reasoning,
             tokenizer_path=base_path,
-            val_fraction=p["val_fraction"],
-            seed=p["seed"],
-            batch_size=p["batch_size"],
-            max_seq_length=p["max_seq_length"],
+            val_fraction=p.val_fraction,
+            seed=p.seed,
+            batch_size=p.batch_size,
+            max_seq_length=p.max_seq_length,
             out_dir=data_dir,
         )
     )
@@ -115,12 +100,12 @@ async def run_train_job(ctx: JobContext) -> dict[str, Any]:
     if summary.n_too_long:
         await ctx.event(
             "warning",
-            f"{summary.n_too_long} examples are longer than max_seq_length={p['max_seq_length']} tokens and will "
+            f"{summary.n_too_long} examples are longer than max_seq_length={p.max_seq_length} tokens and will "
             "be truncated by mlx-lm; raise max_seq_length or shorten them",
             {"examples": summary.too_long_examples},
         )
-    iters = p.get("iters") or iters_for_epochs(summary.n_train, p["batch_size"], p["epochs"])
-    config = TrainConfig(base_model=base_path, iters=iters, **{key: p[key] for key in TRAIN_CONFIG_FIELDS if key in p})
+    iters = p.iters or iters_for_epochs(summary.n_train, p.batch_size, p.epochs)
+    config = TrainConfig(**{**options_of(p), "base_model": base_path, "iters": iters})
 
     await ctx.stage("training", f"training {config.method} for {iters} iterations on {summary.n_train} examples")
     await ctx.progress(0, iters)
@@ -153,24 +138,18 @@ async def run_train_job(ctx: JobContext) -> dict[str, Any]:
 
     await ctx.stage("registering model")
     history = [{k: r[k] for k in ("kind", "iteration", "train_loss", "val_loss") if k in r} for r in result.reports]
-    params = {
-        "iters": iters,
-        "epochs": p["epochs"],
-        "val_fraction": p["val_fraction"],
-        "reasoning": p["reasoning"],
-        **{key: p[key] for key in TRAIN_CONFIG_FIELDS if key in p},
-    }
+    params = {**options_of(p), "iters": iters}
     async with store.write() as db:
         model_id = await models_db.insert_model(
             db,
-            name=p["name"],
+            name=p.name,
             kind="trained",
             base_model=base_path,
             method=config.method,
             dataset_id=dataset.id,
             job_id=ctx.id,
             instruction=dataset.instruction,
-            reasoning=p["reasoning"],
+            reasoning=p.reasoning,
             params=params,
             metrics={
                 **summary_metrics,
@@ -180,7 +159,7 @@ async def run_train_job(ctx: JobContext) -> dict[str, Any]:
             },
             adapter_path=str(result.adapter_path),
         )
-    return {"model_id": model_id, "model_name": p["name"], **summary_metrics}
+    return {"model_id": model_id, "model_name": p.name, **summary_metrics}
 
 
 def _mean_tokens_per_s(reports: list[dict[str, Any]]) -> float | None:

@@ -1,134 +1,109 @@
-"""Training options as a user gives them, checked all at once before any job starts."""
+"""The training options table: every option a user can set, once, with its type, default, bounds and help.
+
+Like mlx-lm's CONFIG_DEFAULTS with TrainingArgs' field metadata, this one class feeds everything
+that speaks of training options: the `train_student` tool's schema, `distill`'s `training`
+check, the CLI help, and the trainer's config (which adds only engine-internal knobs).
+Bounds are checked by `option_problems`, which names every option that is off at once.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
-from typing import Any
+import difflib
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nanodistill.errors import NanodistillError
-from nanodistill.gguf.ollama import PREFIX as OLLAMA_PREFIX
-from nanodistill.gguf.ollama import resolve_ollama
-from nanodistill.student.imports import SMOLLM2_SHORTCUT
-from nanodistill.train.source import HUB_ID
-from nanodistill.train.trainer import METHODS
+
+Method = Literal["lora", "dora", "full"]
 
 
-@dataclass(frozen=True)
-class TrainOptions:
-    method: str = "lora"
-    iters: int | None = None
-    epochs: float = 2
-    batch_size: int = 4
-    learning_rate: float = 1e-4
-    lora_rank: int = 8
-    lora_scale: float = 20.0
-    num_layers: int = 16
-    max_seq_length: int = 1024
-    val_fraction: float = 0.1
-    mask_prompt: bool = True
-    reasoning: str = "full"
-    seed: int = 0
-    grad_checkpoint: bool = False
-    steps_per_eval: int = 50
-    save_every: int = 50
-    early_stopping_patience: int | None = None
-
-    def as_params(self) -> dict[str, Any]:
-        return asdict(self)
+def _option(
+    default: Any, help: str, *, low: float | None = None, high: float | None = None, open_low: bool = False
+) -> Any:
+    """A table row: default, help, and bounds (advertised in the schema, checked by option_problems)."""
+    bounds: dict[str, Any] = {}
+    if low is not None:
+        bounds["exclusiveMinimum" if open_low else "minimum"] = low
+    if high is not None:
+        bounds["maximum"] = high
+    return Field(default, description=help, json_schema_extra=bounds or None)
 
 
-def _ranges(opts: TrainOptions) -> list[str]:
+class TrainOptions(BaseModel):
+    """Training options as a user gives them (train_student arguments, distill's `training`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: Method = _option("lora", "lora (default), dora, or full fine-tuning")
+    iters: int | None = _option(None, "training steps; overrides epochs", low=1, high=100_000)
+    epochs: float = _option(
+        2, "passes over the training rows (when iters is not given)", low=0, high=100, open_low=True
+    )
+    batch_size: int = _option(4, "examples per step", low=1, high=256)
+    learning_rate: float = _option(1e-4, "Adam learning rate (e.g. 1e-4)", low=0, high=1, open_low=True)
+    lora_rank: int = _option(8, "LoRA/DoRA rank", low=1, high=512)
+    lora_scale: float = _option(20.0, "LoRA/DoRA scale", low=0, high=1000, open_low=True)
+    num_layers: int = _option(
+        16, "layers to adapt from the top; -1 for all (more than the model has: all)", low=-1, high=1000
+    )
+    max_seq_length: int = _option(1024, "tokens per example; longer ones are truncated", low=16, high=32_768)
+    val_fraction: float = _option(0.1, "share of training rows kept for validation", low=0, high=0.5, open_low=True)
+    mask_prompt: bool = _option(True, "train on the answer only, not the prompt")
+    reasoning: Literal["full", "none"] = _option(
+        "full", "full: the student thinks in <think>...</think> before answering; none: output only"
+    )
+    seed: int = _option(0, "seed for the split, shuffling and initialisation")
+    grad_checkpoint: bool = _option(False, "trade compute for memory on long sequences")
+    steps_per_eval: int = _option(50, "steps between validation reports", low=1, high=100_000)
+    save_every: int = _option(50, "steps between checkpoints (resume starts from the last one)", low=1, high=100_000)
+    early_stopping_patience: int | None = _option(
+        None, "stop after this many validation reports without improvement", low=1, high=100_000
+    )
+
+
+def option_problems(opts: TrainOptions, prefix: str = "") -> list[str]:
+    """Every option outside its bounds, as "'name' must be ..., got value" lines."""
     problems = []
-
-    def need(ok: bool, message: str) -> None:
-        if not ok:
-            problems.append(message)
-
-    need(opts.method in METHODS, f"method must be one of {', '.join(METHODS)}, got {opts.method!r}")
-    need(opts.iters is None or 1 <= opts.iters <= 100_000, f"iters must be 1..100000 or null, got {opts.iters}")
-    need(0 < opts.epochs <= 100, f"epochs must be > 0 and <= 100, got {opts.epochs}")
-    need(1 <= opts.batch_size <= 256, f"batch_size must be 1..256, got {opts.batch_size}")
-    need(0 < opts.learning_rate <= 1, f"learning_rate must be > 0 and <= 1 (e.g. 1e-4), got {opts.learning_rate}")
-    need(1 <= opts.lora_rank <= 512, f"lora_rank must be 1..512, got {opts.lora_rank}")
-    need(0 < opts.lora_scale <= 1000, f"lora_scale must be > 0 and <= 1000, got {opts.lora_scale}")
-    need(
-        opts.num_layers == -1 or 1 <= opts.num_layers <= 1000,
-        f"num_layers must be -1 (all) or >= 1, got {opts.num_layers}",
-    )
-    need(16 <= opts.max_seq_length <= 32768, f"max_seq_length must be 16..32768, got {opts.max_seq_length}")
-    need(0 < opts.val_fraction <= 0.5, f"val_fraction must be > 0 and <= 0.5, got {opts.val_fraction}")
-    need(opts.reasoning in ("full", "none"), f"reasoning must be 'full' or 'none', got {opts.reasoning!r}")
-    need(1 <= opts.steps_per_eval <= 100_000, f"steps_per_eval must be >= 1, got {opts.steps_per_eval}")
-    need(1 <= opts.save_every <= 100_000, f"save_every must be >= 1, got {opts.save_every}")
-    need(
-        opts.early_stopping_patience is None or opts.early_stopping_patience >= 1,
-        f"early_stopping_patience must be >= 1 or null, got {opts.early_stopping_patience}",
-    )
+    for name, field in TrainOptions.model_fields.items():
+        value = getattr(opts, name)
+        bounds = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        if value is None or isinstance(value, bool) or not bounds:
+            continue
+        low = bounds.get("minimum", bounds.get("exclusiveMinimum"))
+        high = bounds.get("maximum")
+        too_low = low is not None and (value <= low if "exclusiveMinimum" in bounds else value < low)
+        if name == "num_layers" and value == 0:
+            too_low = True
+        if too_low or (high is not None and value > high):
+            low_text = f"> {low:g}" if "exclusiveMinimum" in bounds else f">= {low:g}"
+            if name == "num_layers":
+                low_text = "-1 (all) or >= 1"
+            problems.append(f"'{prefix}{name}' must be {low_text} and <= {high:g}, got {value}")
     return problems
-
-
-def base_model_problem(spec: str) -> str | None:
-    """Why `spec` cannot be a base model, checked cheaply (no download, no conversion), or None."""
-    text = spec.strip()
-    if not text:
-        return "base_model is empty: give a model folder, a .gguf file, ollama:NAME[:TAG] or 'smollm2-135m'"
-    if text.lower() == SMOLLM2_SHORTCUT or text.startswith(OLLAMA_PREFIX):
-        if text.startswith(OLLAMA_PREFIX):
-            try:
-                resolve_ollama(text)
-            except NanodistillError as exc:
-                return f"base_model: {exc}"
-        return None
-    path = Path(text).expanduser()
-    if text.lower().endswith(".gguf"):
-        return None if path.is_file() else f"base_model: no GGUF file at {text!r}; check the path"
-    if path.exists():
-        if not (path / "config.json").is_file():
-            return (
-                f"base_model {text!r} is not a model folder (no config.json); give a folder with config.json, "
-                "weights and tokenizer files, or a .gguf file"
-            )
-        return None
-    if HUB_ID.match(text):
-        return None
-    return (
-        f"base_model {text!r} does not exist; give a model folder, a .gguf file, ollama:NAME[:TAG], "
-        f"{SMOLLM2_SHORTCUT!r} or a Hugging Face id like 'mlx-community/Qwen2.5-0.5B-Instruct-4bit'"
-    )
 
 
 def training_options(values: dict[str, Any], field: str = "training") -> TrainOptions:
     """Build options from a dict (distill's `training`), naming any unknown key and its closest match."""
-    import difflib
-
-    known = {f.name for f in fields(TrainOptions)}
+    known = list(TrainOptions.model_fields)
     unknown = [key for key in values if key not in known]
     if unknown:
         hints = []
         for key in unknown:
             close = difflib.get_close_matches(key, known, n=1)
             hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-        valid = ", ".join(sorted(known))
-        raise NanodistillError(f"'{field}' has unknown keys: {', '.join(hints)}. Valid keys: {valid}.")
-    from pydantic import TypeAdapter, ValidationError
-
+        raise NanodistillError(
+            f"'{field}' has unknown keys: {', '.join(hints)}. Valid keys: {', '.join(sorted(known))}."
+        )
     try:
-        return TypeAdapter(TrainOptions).validate_python(values)
+        return TrainOptions.model_validate(values)
     except ValidationError as exc:
         wrong = "; ".join(f"{field}.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise NanodistillError(f"'{field}' has values of the wrong type: {wrong}.") from None
 
 
-def option_problems(opts: TrainOptions, base_model: str) -> list[str]:
-    problems = _ranges(opts)
-    base = base_model_problem(base_model)
-    if base:
-        problems.append(base)
-    return problems
-
-
-def check_options(opts: TrainOptions, base_model: str) -> None:
-    problems = option_problems(opts, base_model)
-    if problems:
-        raise NanodistillError("Cannot start training: " + "; ".join(problems) + ".")
+def options_help() -> list[tuple[str, str]]:
+    """(name, "help (default X)") per option, for the CLI and the docs."""
+    return [
+        (name, f"{field.description} (default {field.default!r})") for name, field in TrainOptions.model_fields.items()
+    ]

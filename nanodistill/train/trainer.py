@@ -14,11 +14,12 @@ import math
 import time
 import types
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from nanodistill.errors import NanodistillError
+from nanodistill.student.ref import loadable_source
 from nanodistill.train.checkpoints import (
     ADAPTERS_FILE,
     OPTIMIZER_FILE,
@@ -27,39 +28,26 @@ from nanodistill.train.checkpoints import (
     read_state,
     save_checkpoint,
 )
-from nanodistill.train.source import model_source
+from nanodistill.train.options import TrainOptions, option_problems
 
 if TYPE_CHECKING:
     import mlx.core as mx
     import mlx.nn as nn
     import mlx.optimizers as optim
 
-Method = Literal["lora", "dora", "full"]
-METHODS: tuple[Method, ...] = ("lora", "dora", "full")
 # mlx-lm's `train` always saves its final weights to `adapter_file`; its periodic saves are turned
 # off (steps_per_save past the end) because checkpoints and best weights are written here.
 LATEST_ADAPTERS = "latest_adapters.safetensors"
 
 
-@dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(TrainOptions):
+    """The trainer's config: the user's options (one table, in options.py) plus what the job resolves
+    (the base model folder, the iteration count) and engine-internal knobs no user sets."""
+
     base_model: str
-    method: Method = "lora"
     iters: int = 200
-    batch_size: int = 4
-    learning_rate: float = 1e-4
-    lora_rank: int = 8
-    lora_scale: float = 20.0
     lora_dropout: float = 0.0
-    num_layers: int = -1
-    max_seq_length: int = 2048
-    mask_prompt: bool = True
-    seed: int = 0
-    grad_checkpoint: bool = False
     steps_per_report: int = 10
-    steps_per_eval: int = 50
-    save_every: int = 100
-    early_stopping_patience: int | None = None
     val_batches: int = 25
 
 
@@ -92,32 +80,15 @@ def iters_for_epochs(n_train: int, batch_size: int, epochs: float) -> int:
 
 def check_config(config: TrainConfig) -> None:
     """Reject settings mlx-lm would fail on late (or silently misuse), naming the field."""
-    if config.method not in METHODS:
-        raise NanodistillError(f"method must be one of {', '.join(METHODS)}, got {config.method!r}.")
-    positive = {
-        "iters": config.iters,
-        "batch_size": config.batch_size,
-        "lora_rank": config.lora_rank,
-        "max_seq_length": config.max_seq_length,
-        "steps_per_report": config.steps_per_report,
-        "steps_per_eval": config.steps_per_eval,
-        "save_every": config.save_every,
-    }
-    for name, value in positive.items():
-        if value < 1:
-            raise NanodistillError(f"{name} must be at least 1, got {value}.")
-    if not config.learning_rate > 0:
-        raise NanodistillError(f"learning_rate must be positive, got {config.learning_rate}.")
+    problems = option_problems(config)
+    if config.steps_per_report < 1:
+        problems.append(f"'steps_per_report' must be >= 1, got {config.steps_per_report}")
     if not 0.0 <= config.lora_dropout < 1.0:
-        raise NanodistillError(f"lora_dropout must be in [0, 1), got {config.lora_dropout}.")
-    if config.num_layers == 0 or config.num_layers < -1:
-        raise NanodistillError(f"num_layers must be -1 (all) or at least 1, got {config.num_layers}.")
-    if config.early_stopping_patience is not None and config.early_stopping_patience < 1:
-        raise NanodistillError(
-            f"early_stopping_patience must be at least 1 or None, got {config.early_stopping_patience}."
-        )
+        problems.append(f"'lora_dropout' must be in [0, 1), got {config.lora_dropout}")
     if config.val_batches == 0 or config.val_batches < -1:
-        raise NanodistillError(f"val_batches must be -1 (all) or at least 1, got {config.val_batches}.")
+        problems.append(f"'val_batches' must be -1 (all) or at least 1, got {config.val_batches}")
+    if problems:
+        raise NanodistillError("; ".join(problems) + ".")
 
 
 def run_training(
@@ -131,7 +102,7 @@ def run_training(
     """Train, or resume from out_dir/checkpoints; the best weights end in out_dir/adapters.safetensors."""
     started = time.perf_counter()
     check_config(config)
-    source = model_source(config.base_model, "base_model")
+    source = loadable_source(config.base_model, "base_model")
 
     import mlx.core as mx
     import mlx.optimizers as optim
@@ -227,7 +198,7 @@ def _lora_parameters(config: TrainConfig) -> dict[str, float]:
 def _write_adapter_config(out_dir: Path, config: TrainConfig) -> None:
     """The file `mlx_lm.load(base, adapter_path=out_dir)` and mlx-lm's fuse read."""
     adapter_config = {
-        **asdict(config),
+        **config.model_dump(),
         "fine_tune_type": config.method,
         "lora_parameters": None if config.method == "full" else _lora_parameters(config),
     }

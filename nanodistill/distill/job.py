@@ -8,38 +8,53 @@ from __future__ import annotations
 
 from typing import Any
 
+from nanodistill.amplify.plan import amplify_params
+from nanodistill.distill.plan import DistillParams
 from nanodistill.evaluate.job import test_sources
+from nanodistill.evaluate.plan import EvaluateParams
 from nanodistill.jobs.context import JobContext
 from nanodistill.jobs.run import run_child
+from nanodistill.kinds import KINDS
 from nanodistill.store import datasets as ds
+from nanodistill.train.plan import TrainParams
 
 SPANS = {"amplify": (0.0, 40.0), "train": (40.0, 50.0), "evaluate": (90.0, 10.0)}
 
 
 async def run_distill_job(ctx: JobContext) -> dict[str, Any]:
-    p = ctx.params
-    train_dataset_id = p["dataset_id"]
-    result: dict[str, Any] = {"dataset": p["name"]}
-    if p.get("amplify"):
+    p = ctx.params_as(DistillParams)
+    assert p.dataset_id is not None, "the plan's prepare step creates the seed dataset"
+    train_dataset_id = p.dataset_id
+    result: dict[str, Any] = {"dataset": p.name}
+    if p.amplify is not None and p.amplify.target_size is not None:
+        assert p.amplified_dataset_id is not None
         ctx.span = SPANS["amplify"]
+        stage = amplify_params(
+            p.amplify,
+            dataset_id=p.dataset_id,
+            dataset=p.name,
+            output=p.amplified_name,
+            seeds=p.seeds,
+            target=p.amplify.target_size,
+        ).model_copy(update={"output_dataset_id": p.amplified_dataset_id})
         amplified = await run_child(
-            ctx, "amplify", "amplify", p["amplify"], "stage 1/3: amplifying the seeds with the teacher"
+            ctx, "amplify", KINDS["amplify"], stage, "stage 1/3: amplifying the seeds with the teacher"
         )
-        train_dataset_id = p["amplify"]["output_dataset_id"]
+        train_dataset_id = p.amplified_dataset_id
         result["amplified_dataset"] = amplified.get("output_dataset")
         result["amplify"] = {k: amplified.get(k) for k in ("total_examples", "agreement_rate", "stopped_reason")}
     train_dataset = await ds.get_dataset_by_id(ctx.store, train_dataset_id)
 
     ctx.span = SPANS["train"]
-    train_params = {
-        "dataset_id": train_dataset.id,
-        "dataset": train_dataset.name,
-        "base_model": p["student"],
-        "name": p["model_name"],
-        **p["training"],
-    }
+    train_params = TrainParams(
+        **p.training.model_dump(),
+        dataset_id=train_dataset.id,
+        dataset=train_dataset.name,
+        base_model=p.student,
+        name=p.model_name,
+    )
     trained = await run_child(
-        ctx, "train", "train", train_params, f"stage 2/3: training {p['student']} on {train_dataset.name}"
+        ctx, "train", KINDS["train"], train_params, f"stage 2/3: training {p.student} on {train_dataset.name}"
     )
     model_id = trained["model_id"]
     result.update(
@@ -57,15 +72,12 @@ async def run_distill_job(ctx: JobContext) -> dict[str, Any]:
         )
         result["note"] = "not evaluated: no held-out examples; run evaluate_student with a test_dataset"
         return result
-    evaluate_params = {
-        "model_id": model_id,
-        "test_dataset_id": None,
-        "compare_base": True,
-        "metric": "auto",
-        "max_tokens": None,
-    }
     evaluated = await run_child(
-        ctx, "evaluate", "evaluate", evaluate_params, "stage 3/3: evaluating student vs base on held-out examples"
+        ctx,
+        "evaluate",
+        KINDS["evaluate"],
+        EvaluateParams(model_id=model_id),
+        "stage 3/3: evaluating student vs base on held-out examples",
     )
     await ctx.progress(100, 100)
     result["report_card"] = {
