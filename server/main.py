@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import os
+import sqlite3
 import sys
 import threading
+from pathlib import Path
 
 from nanodistill.settings import Settings, load_settings
 from server.loopback import is_loopback
@@ -40,9 +45,39 @@ def warm_teacher_imports() -> None:
     load_litellm()
 
 
+def home_message(folder: Path | str, reason: str) -> str:
+    return (
+        f"nanodistill-mcp: cannot keep state in the home folder {folder}: {reason}. Set NANODISTILL_HOME "
+        "to a folder this user can create and write (default ~/.nanodistill), or fix its permissions."
+    )
+
+
+def home_problem(settings: Settings) -> str | None:
+    """Open the database and take its write lock before serving: failing inside the stdio session
+    instead leaves the host waiting on a server that will never answer."""
+    try:
+        with contextlib.closing(sqlite3.connect(settings.db_path, timeout=30)) as db:
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("ROLLBACK")
+    except sqlite3.Error as exc:
+        return home_message(settings.home, f"the database {settings.db_path} cannot be opened or written ({exc})")
+    except OSError as exc:
+        return home_message(settings.home, exc.strerror or str(exc))
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except OSError as exc:
+        folder = exc.filename or os.environ.get("NANODISTILL_HOME") or "~/.nanodistill"
+        print(home_message(folder, exc.strerror or str(exc)), file=sys.stderr)
+        return 2
+    if problem := home_problem(settings):
+        print(problem, file=sys.stderr)
+        return 2
     if args.transport == "http" and not is_loopback(args.host) and not settings.token:
         print(
             f"nanodistill-mcp: refusing to listen on {args.host} without a token. Set NANODISTILL_TOKEN "
@@ -59,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
 
     app = build_server(settings)
     if args.transport == "stdio":
-        app.run("stdio")
+        from server.stdio import serve_stdio
+
+        asyncio.run(serve_stdio(app))
         return 0
     from server.http import serve_http
 
