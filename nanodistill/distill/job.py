@@ -10,8 +10,8 @@ from typing import Any
 
 from nanodistill.amplify.plan import amplify_params
 from nanodistill.distill.plan import DistillParams
-from nanodistill.evaluate.job import test_sources
 from nanodistill.evaluate.plan import EvaluateParams
+from nanodistill.evaluate.sources import test_sources
 from nanodistill.jobs.context import JobContext
 from nanodistill.jobs.run import run_child
 from nanodistill.kinds import KINDS

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from nanodistill.evaluate.job import test_sources
+from nanodistill.evaluate.sources import test_sources
 from nanodistill.jobs.plan import Plan, Problems
 from nanodistill.settings import Settings
 from nanodistill.store import datasets as ds
