@@ -150,3 +150,72 @@ async def model_view(store: Store, model: models_db.Model, full: bool = True) ->
         resources={"record": uri, "card": f"{uri}/card", "loss_plot": f"{uri}/loss.png"},
         created_at=model.created_at,
     )
+
+
+class ExampleRow(BaseModel):
+    position: int
+    input: str
+    output: str
+    reasoning: str | None = None
+    source: str
+    split: str
+
+
+class DatasetSummary(BaseModel):
+    name: str
+    instruction: str
+    description: str
+    examples: int
+    version: int
+    parent: str | None = None
+    created_at: float
+    updated_at: float
+
+
+class DatasetDetail(BaseModel):
+    dataset: DatasetSummary
+    counts_by_source: dict[str, int]
+    counts_by_split: dict[str, int]
+    stats: dict[str, float]
+    duplicates_removed: int
+    sample: list[ExampleRow]
+
+
+def dataset_summary(dataset: ds.Dataset, examples: int, parent: str | None = None) -> DatasetSummary:
+    return DatasetSummary(
+        name=dataset.name,
+        instruction=dataset.instruction,
+        description=dataset.description,
+        examples=examples,
+        version=dataset.version,
+        parent=parent,
+        created_at=dataset.created_at,
+        updated_at=dataset.updated_at,
+    )
+
+
+async def dataset_detail(store: Store, name: str, sample: int) -> DatasetDetail:
+    found = await ds.get_dataset(store, name)
+    counts = await ds.dataset_counts(store, found.id)
+    stats = await ds.dataset_lengths(store, found.id)
+    parent = (await ds.get_dataset_by_id(store, found.parent_id)).name if found.parent_id else None
+    rows = await ds.page_examples(store, found.id, 0, sample)
+    return DatasetDetail(
+        dataset=dataset_summary(found, int(stats["examples"]), parent),
+        counts_by_source=counts["by_source"],
+        counts_by_split=counts["by_split"],
+        stats=stats,
+        duplicates_removed=found.duplicates_removed,
+        sample=[example_row(e) for e in rows],
+    )
+
+
+def example_row(example: ds.Example) -> ExampleRow:
+    return ExampleRow(
+        position=example.position,
+        input=example.input,
+        output=example.output,
+        reasoning=example.reasoning,
+        source=example.source,
+        split=example.split,
+    )

@@ -10,12 +10,12 @@ from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from nanodistill.errors import NanodistillError
 from nanodistill.runtime import runtime_of
 from nanodistill.store import datasets as ds
-from tools.datasets import ExampleRow, dataset_detail, example_fields
+from nanodistill.views import dataset_detail, example_row
 
 
 async def dataset_resource(name: str, ctx: Context) -> str:
     try:
-        return (await dataset_detail(ctx, name, 5)).model_dump_json(indent=2)
+        return (await dataset_detail(runtime_of(ctx).store, name, 5)).model_dump_json(indent=2)
     except (NanodistillError, ToolError) as exc:
         raise ResourceError(str(exc)) from exc
 
@@ -29,7 +29,7 @@ async def examples_resource(name: str, ctx: Context, offset: int = 0, limit: int
     except NanodistillError as exc:
         raise ResourceError(str(exc)) from exc
     rows = await ds.page_examples(rt.store, found.id, offset, limit)
-    body = [ExampleRow(**example_fields(e)).model_dump() for e in rows]
+    body = [example_row(e).model_dump() for e in rows]
     return json.dumps({"dataset": name, "offset": offset, "limit": limit, "examples": body}, ensure_ascii=False)
 
 

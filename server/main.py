@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import sqlite3
 import sys
@@ -12,6 +11,7 @@ import threading
 from pathlib import Path
 
 from nanodistill.settings import Settings, load_settings
+from nanodistill.store.db import check_writable
 from server.loopback import is_loopback
 
 
@@ -56,10 +56,7 @@ def home_problem(settings: Settings) -> str | None:
     """Open the database and take its write lock before serving: failing inside the stdio session
     instead leaves the host waiting on a server that will never answer."""
     try:
-        with contextlib.closing(sqlite3.connect(settings.db_path, timeout=30)) as db:
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("BEGIN IMMEDIATE")
-            db.execute("ROLLBACK")
+        check_writable(settings.db_path)
     except sqlite3.Error as exc:
         return home_message(settings.home, f"the database {settings.db_path} cannot be opened or written ({exc})")
     except OSError as exc:

@@ -14,7 +14,8 @@ import pytest
 
 from nanodistill.errors import NanodistillError
 from nanodistill.store.db import Store
-from nanodistill.teacher.cache import SqliteTeacherCache, cache_stats
+from nanodistill.store.teacher_calls import job_call_totals
+from nanodistill.teacher.cache import SqliteTeacherCache
 from nanodistill.teacher.check import check_teacher, probe_api_base
 from nanodistill.teacher.client import TeacherClient, TeacherError
 from nanodistill.teacher.limits import RateLimiter
@@ -64,7 +65,7 @@ async def test_second_identical_call_comes_from_the_cache(server: TeacherServer,
     rows = await store.fetchall("SELECT * FROM teacher_calls")
     assert len(rows) == 2 and {row["job_id"] for row in rows} == {"job_a"}
     assert all(SECRET not in json.dumps(dict(row)) for row in rows)
-    stats = await cache_stats(store, "job_a")
+    stats = await job_call_totals(store, "job_a")
     assert stats["calls"] == 2 and stats["unpriced_calls"] == 2
     assert stats["prompt_tokens"] == 2 * first.prompt_tokens
 

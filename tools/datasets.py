@@ -16,27 +16,8 @@ from nanodistill.errors import NanodistillError
 from nanodistill.store import datasets as ds
 from nanodistill.store.db import new_id
 from nanodistill.store.disk import readable_disk_errors
+from nanodistill.views import DatasetDetail, DatasetSummary, dataset_detail, dataset_summary
 from tools._common import ADDITIVE, DESTRUCTIVE, READ_ONLY, register_tools, runtime
-
-
-class ExampleRow(BaseModel):
-    position: int
-    input: str
-    output: str
-    reasoning: str | None = None
-    source: str
-    split: str
-
-
-class DatasetSummary(BaseModel):
-    name: str
-    instruction: str
-    description: str
-    examples: int
-    version: int
-    parent: str | None = None
-    created_at: float
-    updated_at: float
 
 
 class DatasetWriteResult(BaseModel):
@@ -50,15 +31,6 @@ class DatasetWriteResult(BaseModel):
 class DatasetList(BaseModel):
     datasets: list[DatasetSummary]
     next_cursor: str | None = Field(None, description="Pass as cursor to get the next page; null at the end.")
-
-
-class DatasetDetail(BaseModel):
-    dataset: DatasetSummary
-    counts_by_source: dict[str, int]
-    counts_by_split: dict[str, int]
-    stats: dict[str, float]
-    duplicates_removed: int
-    sample: list[ExampleRow]
 
 
 class DeleteResult(BaseModel):
@@ -91,24 +63,6 @@ def _rows_from(examples: list[dict[str, Any]] | None, path: str | None, roots: t
 def _require_rows(added: ds.AddResult, path: str | None) -> None:
     if added.added + added.duplicates == 0:
         raise NanodistillError(f"'path' {path!r} holds no examples; give a file with at least one row.")
-
-
-def _summary(dataset: ds.Dataset, examples: int, parent: str | None = None) -> DatasetSummary:
-    return DatasetSummary(
-        name=dataset.name,
-        instruction=dataset.instruction,
-        description=dataset.description,
-        examples=examples,
-        version=dataset.version,
-        parent=parent,
-        created_at=dataset.created_at,
-        updated_at=dataset.updated_at,
-    )
-
-
-async def _total(ctx: Context, dataset_id: str) -> int:
-    row = await runtime(ctx).store.fetchone("SELECT COUNT(*) FROM examples WHERE dataset_id = ?", (dataset_id,))
-    return int(row[0]) if row else 0
 
 
 async def create_dataset(
@@ -170,7 +124,7 @@ async def add_examples(
         dataset=dataset,
         added=added.added,
         duplicates_removed=added.duplicates,
-        total_examples=await _total(ctx, found.id),
+        total_examples=await ds.count_examples(runtime(ctx).store, found.id),
     )
 
 
@@ -180,43 +134,15 @@ async def list_datasets(ctx: Context, limit: int = 50, cursor: str | None = None
         raise NanodistillError(f"'limit' must be between 1 and 500, got {limit}.")
     page, next_cursor = await ds.list_datasets(runtime(ctx).store, limit, cursor)
     return DatasetList(
-        datasets=[_summary(dataset, count, parent) for dataset, count, parent in page], next_cursor=next_cursor
+        datasets=[dataset_summary(dataset, count, parent) for dataset, count, parent in page], next_cursor=next_cursor
     )
-
-
-async def dataset_detail(ctx: Context, name: str, sample: int) -> DatasetDetail:
-    rt = runtime(ctx)
-    found = await ds.get_dataset(rt.store, name)
-    counts = await ds.dataset_counts(rt.store, found.id)
-    stats = await ds.dataset_lengths(rt.store, found.id)
-    parent = (await ds.get_dataset_by_id(rt.store, found.parent_id)).name if found.parent_id else None
-    rows = await ds.page_examples(rt.store, found.id, 0, sample)
-    return DatasetDetail(
-        dataset=_summary(found, int(stats["examples"]), parent),
-        counts_by_source=counts["by_source"],
-        counts_by_split=counts["by_split"],
-        stats=stats,
-        duplicates_removed=found.duplicates_removed,
-        sample=[ExampleRow(**example_fields(e)) for e in rows],
-    )
-
-
-def example_fields(example: ds.Example) -> dict[str, Any]:
-    return {
-        "position": example.position,
-        "input": example.input,
-        "output": example.output,
-        "reasoning": example.reasoning,
-        "source": example.source,
-        "split": example.split,
-    }
 
 
 async def get_dataset(dataset: str, ctx: Context, sample: int = 5) -> DatasetDetail:
     """Show one dataset: counts by source (seed / synthetic / imported) and split, lengths, sample rows."""
     if not 0 <= sample <= 100:
         raise NanodistillError(f"'sample' must be between 0 and 100, got {sample}.")
-    return await dataset_detail(ctx, dataset, sample)
+    return await dataset_detail(runtime(ctx).store, dataset, sample)
 
 
 async def delete_dataset(dataset: str, ctx: Context) -> DeleteResult:

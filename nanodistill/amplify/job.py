@@ -15,7 +15,8 @@ from nanodistill.data.rows import Row
 from nanodistill.jobs.context import JobContext
 from nanodistill.store import datasets as ds
 from nanodistill.store.db import Store
-from nanodistill.teacher.cache import SqliteTeacherCache, cache_stats
+from nanodistill.store.teacher_calls import job_call_totals
+from nanodistill.teacher.cache import SqliteTeacherCache
 from nanodistill.teacher.client import TeacherClient, TeacherTotals
 
 
@@ -47,7 +48,7 @@ def amplify_config(params: AmplifyParams) -> AmplifyConfig:
 async def lifetime_totals(store: Store, job_id: str) -> TeacherTotals:
     """What earlier attempts of this job already paid the teacher, from the call ledger: a resumed job's
     budget and reported cost cover its whole life, not just the latest attempt."""
-    earlier = await cache_stats(store, job_id)
+    earlier = await job_call_totals(store, job_id)
     return TeacherTotals(
         calls=earlier["calls"],
         prompt_tokens=earlier["prompt_tokens"],

@@ -70,8 +70,14 @@ def check_name(name: str, field: str = "name") -> str:
 
 
 def content_hash(row: Row) -> str:
-    """Rows with the same input and output are the same example (reasoning aside)."""
-    return hashlib.sha256(f"{row.input}\x00{row.output}".encode()).hexdigest()
+    """Rows with the same input and output are the same example (reasoning aside).
+
+    Input and output are joined by a NUL, which is unambiguous only while the input holds none; an
+    input that does is keyed by its JSON pair instead (NUL-free, so it never meets a joined key),
+    and keys already stored stay valid.
+    """
+    key = f"{row.input}\x00{row.output}" if "\x00" not in row.input else json.dumps([row.input, row.output])
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _dataset(row: aiosqlite.Row) -> Dataset:
@@ -99,6 +105,11 @@ async def find_dataset(store: Store, name: str) -> Dataset | None:
 async def find_dataset_by_id(store: Store, dataset_id: str) -> Dataset | None:
     row = await store.fetchone("SELECT * FROM datasets WHERE id = ?", (dataset_id,))
     return _dataset(row) if row else None
+
+
+async def count_examples(store: Store, dataset_id: str) -> int:
+    row = await store.fetchone("SELECT COUNT(*) FROM examples WHERE dataset_id = ?", (dataset_id,))
+    return int(row[0]) if row else 0
 
 
 async def get_dataset(store: Store, name: str, field: str = "dataset") -> Dataset:

@@ -115,3 +115,15 @@ class Store:
         return await self.fetchall(
             f"SELECT * FROM {table} WHERE {where} ORDER BY created_at DESC LIMIT ?", (*params, limit)
         )
+
+
+def check_writable(path: Path) -> None:
+    """Open the database file and take its write lock once, synchronously (before a server starts
+    serving); raises sqlite3.Error or OSError when it cannot be written."""
+    import contextlib
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("ROLLBACK")

@@ -11,7 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from nanodistill.store.db import Store, now
+from nanodistill.store import teacher_calls
+from nanodistill.store.db import Store
 
 
 @dataclass(frozen=True)
@@ -51,10 +52,7 @@ class SqliteTeacherCache:
         self.job_id = job_id
 
     async def get(self, key: str) -> CachedReply | None:
-        row = await self.store.fetchone(
-            "SELECT reply, prompt_tokens, completion_tokens, cost_usd, latency_s FROM teacher_calls WHERE key = ?",
-            (key,),
-        )
+        row = await teacher_calls.find_call(self.store, key)
         if row is None:
             return None
         return CachedReply(
@@ -70,37 +68,15 @@ class SqliteTeacherCache:
     ) -> None:
         """Record a network reply, tagged with the calling job (else this cache's job)."""
         async with self.store.write() as db:
-            await db.execute(
-                "INSERT OR IGNORE INTO teacher_calls (key, model, request, reply, prompt_tokens, "
-                "completion_tokens, cost_usd, latency_s, job_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    key,
-                    model,
-                    json.dumps(request, ensure_ascii=False),
-                    json.dumps({"text": reply.text}, ensure_ascii=False),
-                    reply.prompt_tokens,
-                    reply.completion_tokens,
-                    reply.cost_usd,
-                    reply.latency_s,
-                    job_id or self.job_id,
-                    now(),
-                ),
+            await teacher_calls.insert_call(
+                db,
+                key,
+                model=model,
+                request=request,
+                text=reply.text,
+                prompt_tokens=reply.prompt_tokens,
+                completion_tokens=reply.completion_tokens,
+                cost_usd=reply.cost_usd,
+                latency_s=reply.latency_s,
+                job_id=job_id or self.job_id,
             )
-
-
-async def cache_stats(store: Store, job_id: str) -> dict[str, Any]:
-    """What a job's network calls cost: calls, tokens, priced cost and how many were unpriced."""
-    row = await store.fetchone(
-        "SELECT COUNT(*) AS calls, COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens, "
-        "COALESCE(SUM(completion_tokens), 0) AS completion_tokens, COALESCE(SUM(cost_usd), 0) AS cost_usd, "
-        "SUM(cost_usd IS NULL) AS unpriced_calls FROM teacher_calls WHERE job_id = ?",
-        (job_id,),
-    )
-    assert row is not None
-    return {
-        "calls": row["calls"],
-        "prompt_tokens": row["prompt_tokens"],
-        "completion_tokens": row["completion_tokens"],
-        "cost_usd": row["cost_usd"],
-        "unpriced_calls": row["unpriced_calls"] or 0,
-    }
