@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -114,6 +115,12 @@ def test_serving_datasets_never_imports_heavy_modules(tmp_path: Path) -> None:
 # --- streamable HTTP ------------------------------------------------------------------------------
 
 
+def limit_open_files(count: int) -> None:
+    """In a child before exec: lower its soft open-file limit, as `ulimit -n` would."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (count, hard))
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -121,8 +128,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def http_server(tmp_path: Path, **env: str) -> Iterator[str]:
-    """Run `nanodistill-mcp --transport http` on a free loopback port; yield its /mcp URL."""
+def http_server(tmp_path: Path, *, open_files: int | None = None, **env: str) -> Iterator[str]:
+    """Run `nanodistill-mcp --transport http` on a free loopback port, with at most `open_files`
+    descriptors if given; yield its /mcp URL."""
     port = free_port()
     log = (tmp_path / f"http-{port}.log").open("w")
     process = subprocess.Popen(
@@ -131,6 +139,7 @@ def http_server(tmp_path: Path, **env: str) -> Iterator[str]:
         cwd=tmp_path,
         stdout=log,
         stderr=subprocess.STDOUT,
+        preexec_fn=None if open_files is None else lambda: limit_open_files(open_files),
     )
     try:
         deadline = time.monotonic() + 60
