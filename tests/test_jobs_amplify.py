@@ -486,6 +486,8 @@ async def test_no_key_material_is_stored_or_logged(
 ) -> None:
     secret = "sk-nd-" + "7f3a9c" * 6
     monkeypatch.setenv("ND_TEST_KEY", secret)
+    monkeypatch.setenv("NANODISTILL_KEY_ENVS", "ND_TEST_KEY")  # the operator allows this variable
+    monkeypatch.setenv("NANODISTILL_API_BASES", teacher.url)  # ... to be sent to this server
     await make_dataset(client, holdout_fraction=0)
     started = await amplify(client, teacher, target_size=20, concurrency=4, api_key_env="ND_TEST_KEY")
     assert started["job"] is not None
