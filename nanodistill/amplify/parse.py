@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError, field_validator
 
+from nanodistill.data.similarity import normalize
+
 _FENCE = re.compile(r"```[\w-]*\s*\n(.*?)```", re.DOTALL)
 _ITEM = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+(.*\S)\s*$")
 _JSON_FIELD = r'"{name}"\s*:\s*"((?:[^"\\]|\\.)*)"'
@@ -21,6 +23,8 @@ _LABELLED = re.compile(
     re.IGNORECASE | re.MULTILINE | re.DOTALL,
 )
 _REASONING_KEYS = ("reasoning", "rationale", "thinking", "explanation")
+MAX_LABELS = 20
+MAX_LABEL_CHARS = 40
 _ANSWER_KEYS = ("answer", "output", "final_answer", "label")
 
 
@@ -139,6 +143,24 @@ def parse_answer(text: str) -> AnswerReply | None:
         except ValidationError:
             continue
     return None
+
+
+def closed_labels(outputs: list[str]) -> dict[str, str] | None:
+    """The label set the seed outputs define, normalized form to the seeds' spelling, or None.
+
+    Outputs are labels when there are 2 to MAX_LABELS distinct ones, each a short single line, and the
+    seeds repeat them (at least twice as many seeds as labels): a classification task, whose answers
+    can only be one of them. Free-text outputs (summaries, rewrites) are never a closed set.
+    """
+    labels: dict[str, str] = {}
+    for output in outputs:
+        text = output.strip()
+        if len(text) > MAX_LABEL_CHARS or "\n" in text or not normalize(text):
+            return None
+        labels.setdefault(normalize(text), text)
+    if not 2 <= len(labels) <= MAX_LABELS or len(outputs) < 2 * len(labels):
+        return None
+    return labels
 
 
 def parse_policy(text: str) -> str | None:

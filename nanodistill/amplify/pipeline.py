@@ -18,7 +18,7 @@ from typing import Any
 
 import anyio
 
-from nanodistill.amplify.parse import AnswerReply, parse_answer, parse_inputs, parse_policy
+from nanodistill.amplify.parse import AnswerReply, closed_labels, parse_answer, parse_inputs, parse_policy
 from nanodistill.amplify.records import (
     Accepted,
     AmplifyConfig,
@@ -103,6 +103,8 @@ class _Amplification:
         self.disagreements = 0
         self.malformed = 0
         self.malformed_streak = 0
+        self.labels = None if config.open_labels else closed_labels([s.output for s in seeds])
+        self.rejected: Counter[str] = Counter()
         self.stopped: StopReason | None = None
         self.error: BaseException | None = None
         self.warned_unpriced = False
@@ -119,6 +121,13 @@ class _Amplification:
             f"amplifying {len(self.seeds)} seeds towards {self.config.target_size} examples",
             {"needed": self.needed, "already_accepted": self.prior, "held_out": self.held_out},
         )
+        if self.labels is not None:
+            await self.hooks.on_event(
+                "info",
+                f"the seeds define a closed label set ({', '.join(self.labels.values())}); answers outside it "
+                "are rejected (open_labels=True keeps them)",
+                {"labels": list(self.labels.values())},
+            )
         with self._scope:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._watch_stop)
@@ -360,6 +369,7 @@ class _Amplification:
             if parsed is not None:
                 samples.append(parsed)
         self.answered += 1
+        samples = await self._on_label(samples)
         if not samples:
             return
         votes = Counter(normalize(s.answer) for s in samples)
@@ -368,7 +378,29 @@ class _Amplification:
             self.disagreements += 1
             return
         chosen = next(s for s in samples if normalize(s.answer) == top)
+        if self.labels is not None:  # stored as the seeds spell it, so 'Positive.' and 'positive' are one label
+            chosen = AnswerReply(reasoning=chosen.reasoning, answer=self.labels[top])
         await self._accept(candidate, chosen, keys, f"{count}/{k}")
+
+    async def _on_label(self, samples: list[AnswerReply]) -> list[AnswerReply]:
+        """The answers inside the seeds' closed label set (all of them when there is none); the others
+        are counted as rejected, and the first one is reported."""
+        if self.labels is None:
+            return samples
+        kept = []
+        for sample in samples:
+            if normalize(sample.answer) in self.labels:
+                kept.append(sample)
+                continue
+            if not self.rejected["off_label"]:
+                await self.hooks.on_event(
+                    "warning",
+                    f"the teacher answered {sample.answer[:80]!r}, outside the seeds' labels; rejected "
+                    "(such answers are counted in the result's rejected.off_label)",
+                    {"answer": sample.answer[:200]},
+                )
+            self.rejected["off_label"] += 1
+        return kept
 
     async def _accept(self, candidate: _Candidate, chosen: AnswerReply, keys: list[str], votes: str) -> None:
         if self.accepted_total >= self.needed:
@@ -409,6 +441,7 @@ class _Amplification:
             duplicates_dropped=self.duplicates,
             disagreements_dropped=self.disagreements,
             malformed_replies=self.malformed,
+            rejected=dict(self.rejected),
             generation_calls=self.generation_calls,
             rounds=math.ceil(self.generation_calls / self.per_round),
             stopped_reason=self.stopped or "target",

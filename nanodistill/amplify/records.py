@@ -25,7 +25,9 @@ class AmplifyConfig(BaseModel):
     `target_size` counts every accepted example, seeds included. `test_fraction` of the
     synthetic examples is marked `test` for a held-out slice (see `schedule.held_out_size`).
     A round is as many generation calls as cover the remaining target once; `max_rounds`
-    bounds them, so a teacher that keeps repeating itself cannot loop forever.
+    bounds them, so a teacher that keeps repeating itself cannot loop forever. When the seed
+    outputs form a closed label set (see `parse.closed_labels`), answers outside it are rejected
+    unless `open_labels` says the task may have labels the seeds do not show.
     """
 
     target_size: int = Field(default=100, ge=1)
@@ -37,6 +39,7 @@ class AmplifyConfig(BaseModel):
     max_rounds: int = Field(default=5, ge=1)
     max_cost_usd: float | None = Field(default=None, gt=0)
     similarity_threshold: float = Field(default=0.9, gt=0, le=1)
+    open_labels: bool = False
 
 
 class AmplifyState(BaseModel):
@@ -64,6 +67,9 @@ class AmplifyResult(BaseModel):
     duplicates_dropped: int
     disagreements_dropped: int
     malformed_replies: int
+    rejected: dict[str, int] = Field(
+        default_factory=dict, description="Answers dropped by reason, e.g. off_label: outside the seeds' labels."
+    )
     generation_calls: int
     rounds: int
     stopped_reason: StopReason
