@@ -42,6 +42,7 @@ def amplify_config(params: AmplifyParams) -> AmplifyConfig:
         temperature=params.temperature,
         self_consistency=params.self_consistency,
         max_cost_usd=params.max_cost_usd,
+        open_labels=params.open_labels,
     )
 
 

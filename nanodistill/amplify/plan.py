@@ -44,6 +44,11 @@ class AmplifyOptions(BaseModel):
     self_consistency: int = Field(default=1, description="Teacher answers per input; disagreeing ones are dropped.")
     input_cost_per_token: float | None = Field(default=None, description="USD per input token, for unpriced models.")
     output_cost_per_token: float | None = Field(default=None, description="USD per output token, for unpriced models.")
+    open_labels: bool = Field(
+        default=False,
+        description="Keep answers outside the seeds' labels (by default, when the seed outputs are a small repeated "
+        "label set, other answers are rejected and counted).",
+    )
 
 
 class AmplifyRequest(AmplifyOptions):
@@ -74,6 +79,7 @@ class AmplifyParams(BaseModel):
     seeds: int
     input_cost_per_token: float | None = None
     output_cost_per_token: float | None = None
+    open_labels: bool = False
 
 
 async def seeds_of(store: Store, dataset_id: str) -> list[Seed]:
