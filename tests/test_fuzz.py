@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from mcp import Client
 
 from nanodistill.data.rows import Row
 from nanodistill.store.datasets import content_hash
+from nanodistill.testing.fuzz import run_fuzz
 from tests.mcp_helpers import call, call_error
 
 pytestmark = pytest.mark.anyio
@@ -126,3 +128,16 @@ async def test_rows_differing_only_around_a_nul_are_both_kept(client: Client, tm
     source.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     created = await call(client, "create_dataset", name="nul", path=str(source), instruction="i")
     assert (created["total_examples"], created["duplicates_removed"]) == (14, 0)
+
+
+@pytest.mark.slow
+async def test_fuzzing_every_tool_over_stdio(tmp_path: Path) -> None:
+    """Every tool, 10 calls each (schema-drawn and mutated) against a real stdio server process:
+    each answered within 5 s with a result or a readable error, a ping answered after each tool's
+    batch, and the database intact at the end."""
+    counts = await run_fuzz(tmp_path / "home", per_tool=10, seed=17)
+    assert counts.bad == []
+    assert counts.calls >= 10 * 20
+    assert counts.pings_ok >= 20
+    with sqlite3.connect(tmp_path / "home" / "nanodistill.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
