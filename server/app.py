@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -24,6 +25,7 @@ from nanodistill.jobs.process import reconcile
 from nanodistill.runtime import Runtime
 from nanodistill.settings import Settings, load_settings
 from nanodistill.store.db import Store
+from tools._common import ArgumentGuard
 
 INSTRUCTIONS = """\
 nanodistill turns a handful of examples of a task into a small fine-tuned model.
@@ -56,7 +58,10 @@ def build_server(settings: Settings | None = None) -> MCPServer:
         instructions=INSTRUCTIONS,
         version="0.1.0",
         lifespan=lifespan,
+        extensions=[ArgumentGuard()],
     )
+    # The SDK logs each failed call's error text at INFO, and error texts quote the caller's arguments.
+    logging.getLogger("mcp.server.mcpserver").setLevel(logging.WARNING)
     for module in (
         tools.datasets,
         tools.amplify,

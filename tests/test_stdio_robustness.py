@@ -112,6 +112,14 @@ def test_bad_json_inside_params_gets_an_error_with_the_request_id(server: RawSer
     assert "not valid JSON" in reply["error"]["message"]
 
 
+def test_nan_in_an_argument_gets_a_readable_error(server: RawServer) -> None:
+    params = '{"name": "get_dataset", "arguments": {"dataset": "n", "sample": NaN}}'
+    server.send(f'{{"jsonrpc": "2.0", "id": 14, "method": "tools/call", "params": {params}}}')
+    reply = server.reply()
+    assert reply["result"]["isError"]
+    assert "'sample' is nan; give a finite number" in reply["result"]["content"][0]["text"]
+
+
 def test_a_request_without_a_method_is_an_invalid_request(server: RawServer) -> None:
     server.send('{"jsonrpc": "2.0", "id": "abc"}')
     reply = server.reply()
