@@ -12,6 +12,7 @@ headers (an attacker's, never one whose request is being answered).
 from __future__ import annotations
 
 import asyncio
+import os
 import resource
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -27,13 +28,25 @@ ACCEPT_BATCH = 128
 descriptors held in reserve, so a burst cannot reach the open-file limit before the cap applies."""
 
 
-def connection_cap(reserve: int = 2 * ACCEPT_BATCH) -> int:
-    """Connections allowed at once: the soft open-file limit less a reserve for the database, job
-    pipes, model files and a burst of accepts still on their way to the cap."""
+def open_descriptors() -> int:
+    """Descriptors this process holds now (0 where /proc or /dev/fd cannot tell)."""
+    for folder in ("/proc/self/fd", "/dev/fd"):
+        try:
+            return len(os.listdir(folder))
+        except OSError:
+            continue
+    return 0
+
+
+def connection_cap() -> int:
+    """Connections allowed at once: the soft open-file limit less what the server holds at start and a
+    reserve (a quarter of the limit, 32 to 256) for what it opens later (the database, job pipes,
+    model files, lazily imported modules) and for a burst of accepts still on their way to the cap."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return 10_000
-    return max(16, min(10_000, soft - max(reserve, soft // 8)))
+    reserve = min(2 * ACCEPT_BATCH, max(32, soft // 4))
+    return max(8, min(10_000, soft - open_descriptors() - reserve))
 
 
 @dataclass
