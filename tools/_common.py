@@ -59,8 +59,12 @@ MAX_DEPTH = 16
 MAX_INT = 2**63 - 1  # what SQLite stores
 NAME_MAX = 255  # bytes in one file name: longer ones fail in the OS with a bare ENAMETOOLONG
 # Fields that legitimately carry large text or many rows: example rows, instructions, prompts.
-TEXT_FIELDS = frozenset({"examples", "seeds", "instruction", "description", "prompt", "prompts"})
-ROW_FIELDS = frozenset({"examples", "seeds"})
+TEXT_FIELDS = frozenset({"examples", "seeds", "training_data", "instruction", "description", "prompt", "prompts"})
+ROW_FIELDS = frozenset({"examples", "seeds", "training_data"})
+# Rows get twice the row validator's own limits: it names the row and field of a text (or the call of a
+# row count) just over them, in its own words.
+ROW_TEXT_CHARS = 2 * MAX_TEXT_CHARS
+ROW_ITEMS = 2 * MAX_ROWS_PER_CALL
 # Fields that may name a file or folder, so each part between slashes must fit a file name.
 PATH_FIELDS = frozenset({"path", "source", "model", "base_model", "student", "training_data"})
 ECHO_CHARS = 40
@@ -126,8 +130,8 @@ def argument_problem(arguments: Mapping[str, Any]) -> str | None:
         if problem := _text_problem(name, "argument name", _Limits()):
             return problem
         limits = _Limits(
-            chars=MAX_TEXT_CHARS if name in TEXT_FIELDS else MAX_CHARS,
-            items=MAX_ROWS_PER_CALL if name in ROW_FIELDS else MAX_ITEMS,
+            chars=ROW_TEXT_CHARS if name in ROW_FIELDS else MAX_TEXT_CHARS if name in TEXT_FIELDS else MAX_CHARS,
+            items=ROW_ITEMS if name in ROW_FIELDS else MAX_ITEMS,
             path=name in PATH_FIELDS,
         )
         if problem := _problem(value, name, limits):
