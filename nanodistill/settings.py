@@ -51,6 +51,13 @@ class Settings:
     api_bases: tuple[str, ...] = ()
     http_header_timeout_s: float = 10.0
     http_body_timeout_s: float = 60.0
+    blas_cache: Path | None = None
+
+    @property
+    def blas_dir(self) -> Path:
+        """Where fast-BLAS shims are built and cached (NANODISTILL_BLAS_CACHE, else the home's blas/):
+        one build serves every home that shares the folder."""
+        return self.blas_cache or self.home / "blas"
 
     @property
     def db_path(self) -> Path:
@@ -86,4 +93,7 @@ def load_settings() -> Settings:
         api_bases=api_bases_from_env(),
         http_header_timeout_s=_env_float("NANODISTILL_HTTP_HEADER_TIMEOUT", 10.0),
         http_body_timeout_s=_env_float("NANODISTILL_HTTP_BODY_TIMEOUT", 60.0),
+        blas_cache=Path(os.environ["NANODISTILL_BLAS_CACHE"]).expanduser()
+        if os.environ.get("NANODISTILL_BLAS_CACHE")
+        else None,
     )

@@ -78,17 +78,29 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _distill_arguments(parser: argparse.ArgumentParser) -> None:
+    from nanodistill.distill.plan import DistillRequest
+    from nanodistill.train.options import options_help
+
+    defaults = {name: field.default for name, field in DistillRequest.model_fields.items()}
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = "training options (keys of --training):\n" + "\n".join(
+        f"  {name:<24} {text}" for name, text in options_help()
+    )
     parser.add_argument("--name", required=True, help="dataset and model name")
     parser.add_argument("--seeds", required=True, help="a .json, .jsonl or .csv file of input/output pairs")
     parser.add_argument("--instruction", required=True, help="one sentence describing the task")
     parser.add_argument("--teacher", help="LiteLLM model, e.g. anthropic/claude-sonnet-4-5")
     parser.add_argument("--api-base", help="OpenAI-compatible server for the teacher")
     parser.add_argument("--api-key-env", help="environment variable holding the teacher's API key")
-    parser.add_argument("--student", default="smollm2-135m", help="student base model (default smollm2-135m)")
-    parser.add_argument("--augment-factor", type=int, default=50)
+    parser.add_argument(
+        "--student", default=defaults["student"], help=f"student base model (default {defaults['student']})"
+    )
+    parser.add_argument("--augment-factor", type=int, default=defaults["augment_factor"])
     parser.add_argument("--target-size", type=int)
-    parser.add_argument("--holdout-fraction", type=float, default=0.2)
+    parser.add_argument("--holdout-fraction", type=float, default=defaults["holdout_fraction"])
     parser.add_argument("--max-cost-usd", type=float)
+    parser.add_argument("--input-cost-per-token", type=float, help="USD per input token, for an unpriced teacher")
+    parser.add_argument("--output-cost-per-token", type=float, help="USD per output token, for an unpriced teacher")
     parser.add_argument(
         "--training", type=_json_object, default={}, help="training options as JSON, e.g. '{\"iters\": 200}'"
     )
@@ -113,6 +125,8 @@ def _distill(args: argparse.Namespace) -> int:
             target_size=args.target_size,
             holdout_fraction=args.holdout_fraction,
             max_cost_usd=args.max_cost_usd,
+            input_cost_per_token=args.input_cost_per_token,
+            output_cost_per_token=args.output_cost_per_token,
             training=args.training,
         )
         print(f"started distill job {job['id']}", file=sys.stderr)

@@ -8,8 +8,6 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
-from nanodistill.platform.blas import fast_blas_env
-from nanodistill.settings import load_settings
 from nanodistill.store.db import Store
 from nanodistill.testing.teacher_server import TeacherServer, start_teacher_server
 from server.app import build_server
@@ -21,24 +19,20 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="session")
-def blas_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The fast-BLAS shim, built and self-checked once per test session instead of once per home."""
-    shared = tmp_path_factory.mktemp("blas-home")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("NANODISTILL_HOME", str(shared))
-        fast_blas_env(load_settings())
-    (shared / "blas").mkdir(exist_ok=True)
-    return shared / "blas"
+def blas_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One fast-BLAS shim cache for the session: the first job process that runs MLX builds and checks
+    the shim there, every later one reuses it, and tests that never run MLX never build it."""
+    return tmp_path_factory.mktemp("blas-cache")
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, blas_folder: Path) -> Path:
-    """NANODISTILL_HOME in a temp folder (sharing the session's BLAS shim); files under tmp_path may be
-    imported."""
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, blas_cache: Path) -> Path:
+    """NANODISTILL_HOME in a temp folder (sharing the session's BLAS shim cache); files under tmp_path may
+    be imported."""
     path = tmp_path / "home"
     path.mkdir()
-    (path / "blas").symlink_to(blas_folder, target_is_directory=True)
     monkeypatch.setenv("NANODISTILL_HOME", str(path))
+    monkeypatch.setenv("NANODISTILL_BLAS_CACHE", str(blas_cache))
     monkeypatch.setenv("NANODISTILL_IMPORT_ROOTS", str(tmp_path))
     return path
 

@@ -203,3 +203,15 @@ def test_demo_with_smollm2(home: Path) -> None:
     print(f"\ndemo: {figures}")
     assert figures["student_score"] >= 0.9, figures
     assert figures["base_score"] <= 0.6, figures
+
+
+def test_distill_help_lists_every_training_option_from_the_table(capsys: pytest.CaptureFixture[str]) -> None:
+    from nanodistill.train.options import TrainOptions
+    from server.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["distill", "--help"])
+    assert exited.value.code == 0
+    text = capsys.readouterr().out
+    for name, field in TrainOptions.model_fields.items():
+        assert re.search(rf"^  {name} .*{re.escape(str(field.description))}", text, re.M), name

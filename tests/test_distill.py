@@ -9,9 +9,9 @@ processes); the student is the tiny random-weight model, so each pipeline run ta
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 
 from nanodistill.api import DistillResult, distill
-from nanodistill.testing.teacher_server import TeacherServer, start_teacher_server
+from nanodistill.testing.teacher_server import TeacherServer
 from nanodistill.testing.tiny_student import build_tiny_student
 from nanodistill.testing.toy_sentiment import INSTRUCTION
 from nanodistill.testing.toy_sentiment import examples as toy_examples
@@ -38,23 +38,17 @@ SEEDS = toy_examples(12, seed=1, balanced=True)
 
 
 @pytest.fixture
-def teacher() -> Iterator[TeacherServer]:
-    with start_teacher_server() as server:
-        yield server
-
-
-@pytest.fixture
 def student(tmp_path: Path) -> Path:
     return build_tiny_student(tmp_path / "tiny")
 
 
-def distill_arguments(name: str, teacher: TeacherServer, student: Path, **overrides: Any) -> dict[str, Any]:
+def distill_arguments(name: str, server: TeacherServer, student: Path, **overrides: Any) -> dict[str, Any]:
     return {
         "name": name,
         "seeds": SEEDS,
         "instruction": INSTRUCTION,
-        "teacher": teacher.model,
-        "api_base": teacher.url,
+        "teacher": server.model,
+        "api_base": server.url,
         "student": str(student),
         "target_size": TARGET_SIZE,
         "training": TRAINING,
@@ -96,20 +90,24 @@ def server_command() -> list[str]:
 
 @pytest.mark.slow
 async def test_distill_over_stdio_as_claude_desktop_drives_it(
-    home: Path, tmp_path: Path, teacher: TeacherServer, student: Path
+    home: Path, tmp_path: Path, server: TeacherServer, student: Path
 ) -> None:
     command = server_command()
     params = StdioServerParameters(
         command=command[0],
         args=command[1:],
-        env={"NANODISTILL_HOME": str(home), "NANODISTILL_IMPORT_ROOTS": str(tmp_path)},
+        env={
+            "NANODISTILL_HOME": str(home),
+            "NANODISTILL_IMPORT_ROOTS": str(tmp_path),
+            "NANODISTILL_BLAS_CACHE": os.environ["NANODISTILL_BLAS_CACHE"],
+        },
         cwd=str(tmp_path),
     )
     async with Client(params, read_timeout_seconds=60) as client:
         assert "get_job" in (client.instructions or "")
         assert "distill" in {t.name for t in (await client.list_tools()).tools}
 
-        job = await call(client, "distill", **distill_arguments("toy", teacher, student))
+        job = await call(client, "distill", **distill_arguments("toy", server, student))
         assert job["kind"] == "distill" and job["status"] in ("queued", "running") and job["next_poll_s"]
 
         views: list[dict[str, Any]] = []
@@ -135,7 +133,7 @@ async def test_distill_over_stdio_as_claude_desktop_drives_it(
         amplify = await call(client, "get_job", job_id=stages["amplify"]["id"])
         assert amplify["parent_id"] == job["id"] and amplify["cost_usd"] == 0.0
         assert amplify["result"]["total_examples"] >= TARGET_SIZE * 0.9, amplify["result"]
-        assert teacher.calls > len(SEEDS)
+        assert server.calls > len(SEEDS)
 
         result = done["result"]
         assert result["dataset"] == "toy" and result["amplified_dataset"] == "toy-amplified"
@@ -170,10 +168,10 @@ async def test_distill_over_stdio_as_claude_desktop_drives_it(
 
 @pytest.mark.slow
 async def test_cancel_in_training_then_resume_skips_amplification(
-    client: Client, home: Path, teacher: TeacherServer, student: Path
+    client: Client, home: Path, server: TeacherServer, student: Path
 ) -> None:
     training = {**TRAINING, "iters": 400, "steps_per_eval": 50, "save_every": 25}
-    job = await call(client, "distill", **distill_arguments("long", teacher, student, training=training))
+    job = await call(client, "distill", **distill_arguments("long", server, student, training=training))
 
     running, _ = await wait_job(
         client, job["id"], until=lambda view, events: "train" in {c["kind"] for c in view["children"]}
@@ -182,7 +180,7 @@ async def test_cancel_in_training_then_resume_skips_amplification(
     await wait_job(
         client, train_id, until=lambda view, events: any(m["iteration"] >= 10 for m in train_metrics(events))
     )
-    calls_after_amplify = teacher.calls
+    calls_after_amplify = server.calls
     assert calls_after_amplify > 0
 
     asked = await call(client, "cancel_job", job_id=job["id"])
@@ -213,7 +211,7 @@ async def test_cancel_in_training_then_resume_skips_amplification(
     assert all(c["status"] == "succeeded" for c in stages.values()), stages
     amplify = await call(client, "get_job", job_id=stages["amplify"]["id"])
     assert amplify["attempts"] == 1
-    assert teacher.calls == calls_after_amplify
+    assert server.calls == calls_after_amplify
     assert [e["data"]["stage"] for e in events if e["data"].get("stage")][-2:] == ["train", "evaluate"]
     assert count(home, "jobs") == 4
 
@@ -306,17 +304,17 @@ def test_unknown_keyword_names_the_closest() -> None:
 
 
 @pytest.mark.slow
-def test_distill_from_python(home: Path, tmp_path: Path, teacher: TeacherServer, student: Path) -> None:
+def test_distill_from_python(home: Path, tmp_path: Path, server: TeacherServer, student: Path) -> None:
     out = tmp_path / "outputs"
     seen: list[tuple[str, str | None]] = []
     result = distill(
         name="py-toy",
         seed=SEEDS,
         instruction=INSTRUCTION,
-        teacher=teacher.model,
+        teacher=server.model,
         student=str(student),
         output_dir=out,
-        api_base=teacher.url,
+        api_base=server.url,
         target_size=TARGET_SIZE,
         training=TRAINING,
         on_progress=lambda job: seen.append((job.status, job.stage)),
@@ -338,7 +336,7 @@ def test_distill_from_python(home: Path, tmp_path: Path, teacher: TeacherServer,
     assert sorted(kinds) == sorted(STAGES)
 
     # training_data skips amplification: no teacher, no amplify stage, no amplified dataset
-    calls = teacher.calls
+    calls = server.calls
     direct = distill(
         name="py-direct",
         seed=SEEDS,
@@ -352,7 +350,7 @@ def test_distill_from_python(home: Path, tmp_path: Path, teacher: TeacherServer,
     assert (out / "py-direct" / "report_card.md").is_file() and (out / "py-direct" / "metrics.json").is_file()
     kinds = [k for (k,) in db_rows(home, "SELECT kind FROM jobs WHERE parent_id = ?", (direct.job_id,))]
     assert sorted(kinds) == ["evaluate", "train"]
-    assert teacher.calls == calls
+    assert server.calls == calls
     assert db_rows(home, "SELECT 1 FROM datasets WHERE name = 'py-direct-amplified'") == []
     assert direct.report_card is not None and direct.report_card["sources"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 from pathlib import Path
@@ -87,7 +88,11 @@ async def query_over_stdio(home: Path, base: Path, fast_blas: str) -> list[str]:
     params = StdioServerParameters(
         command=sys.executable,
         args=["-m", "server.main"],
-        env={"NANODISTILL_HOME": str(home), "NANODISTILL_FAST_BLAS": fast_blas},
+        env={
+            "NANODISTILL_HOME": str(home),
+            "NANODISTILL_FAST_BLAS": fast_blas,
+            "NANODISTILL_BLAS_CACHE": os.environ["NANODISTILL_BLAS_CACHE"],
+        },
     )
     async with Client(params) as client:
         result = await call(

@@ -123,14 +123,14 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, blas_folder: Path, tiny: Path) -> Iterator[World]:
+def world(tmp_path_factory: pytest.TempPathFactory, blas_cache: Path, tiny: Path) -> Iterator[World]:
     """The module's home with both students trained (see the module docstring)."""
     root = tmp_path_factory.mktemp("query-evaluate")
     home = root / "home"
     home.mkdir()
-    (home / "blas").symlink_to(blas_folder, target_is_directory=True)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("NANODISTILL_HOME", str(home))
+        patch.setenv("NANODISTILL_BLAS_CACHE", str(blas_cache))
         patch.setenv("NANODISTILL_IMPORT_ROOTS", str(root))
         yield anyio.run(_build_world, root, home, tiny)
 

@@ -12,15 +12,12 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from mcp import Client
 
-from nanodistill.errors import NanodistillError
 from nanodistill.testing.tiny_student import build_tiny_student
 from nanodistill.testing.toy_sentiment import INSTRUCTION
 from nanodistill.testing.toy_sentiment import examples as toy_examples
@@ -245,51 +242,6 @@ async def test_two_trainings_run_one_after_the_other(client: Client, home: Path,
     b, _ = await wait_job(client, second["id"])
     assert a["status"] == b["status"] == "succeeded"
     assert a["started_at"] < a["finished_at"] <= b["started_at"] < b["finished_at"]
-
-
-@pytest.mark.parametrize(("outcome", "status"), [({"ok": True}, "succeeded"), (None, "failed")])
-async def test_a_compute_job_has_ended_before_it_frees_the_slot(
-    home: Path, monkeypatch: pytest.MonkeyPatch, outcome: dict[str, Any] | None, status: str
-) -> None:
-    """Otherwise the job waiting for the slot can start (started_at) before this one's finished_at is
-    written, and both show `running` for a moment."""
-    import nanodistill.jobs.run as job_runner
-    from nanodistill.jobs.context import JobContext
-    from nanodistill.jobs.kind import JobKind
-    from nanodistill.jobs.slot import compute_slot
-    from nanodistill.kinds import KINDS
-    from nanodistill.settings import load_settings
-    from nanodistill.store import jobs as jobs_db
-    from nanodistill.store.db import Store
-
-    settings = load_settings()
-    store = await Store.open(settings.db_path)
-    try:
-        async with store.write() as db:
-            job_id = await jobs_db.insert_job(db, "train", {})
-        at_release: list[str] = []
-
-        @asynccontextmanager
-        async def watched_slot(ctx: JobContext) -> AsyncIterator[None]:
-            async with compute_slot(ctx):
-                try:
-                    yield
-                finally:
-                    at_release.append((await jobs_db.get_job(store, job_id)).status)
-
-        async def handler(ctx: JobContext) -> dict[str, Any]:
-            if outcome is None:
-                raise NanodistillError("bad input")
-            return outcome
-
-        monkeypatch.setattr(job_runner, "compute_slot", watched_slot)
-        monkeypatch.setattr(JobKind, "load_handler", lambda kind: handler)
-        ctx = JobContext(store=store, settings=settings, job=await jobs_db.get_job(store, job_id))
-        await job_runner.execute(ctx, KINDS["train"])
-        assert at_release == [status]
-        assert (await jobs_db.get_job(store, job_id)).status == status
-    finally:
-        await store.close()
 
 
 # --- bad input: refused before any job exists, or a readable job error ------------------------------

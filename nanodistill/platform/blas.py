@@ -143,7 +143,7 @@ def shim_source(target: Target) -> str:
 def shim_dir(settings: Settings, target: Target) -> Path:
     """The cache folder for this target: a new mlx, OpenBLAS or shim gets a new build."""
     recipe = json.dumps([target.mlx_version, str(target.fast_lib), target.fast_version, shim_source(target)]).encode()
-    return settings.home / "blas" / hashlib.sha256(recipe).hexdigest()[:16]
+    return settings.blas_dir / hashlib.sha256(recipe).hexdigest()[:16]
 
 
 def find_compiler() -> list[str] | None:
