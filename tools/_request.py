@@ -34,9 +34,10 @@ def takes(model: type[BaseModel]) -> Callable[[F], F]:
             fields.append(
                 inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
             )
-        required = [p for p in fields if p.default is inspect.Parameter.empty]
-        optional = [p for p in fields if p.default is not inspect.Parameter.empty]
-        fn.__signature__ = own.replace(parameters=[*context, *required, *optional, *extra])  # type: ignore[attr-defined]
+        # The request's own fields lead (dataset before teacher, name before the training options).
+        mine = set(model.__annotations__)
+        fields.sort(key=lambda p: (p.default is not inspect.Parameter.empty, p.name not in mine))
+        fn.__signature__ = own.replace(parameters=[*context, *fields, *extra])  # type: ignore[attr-defined]
         return fn
 
     return apply

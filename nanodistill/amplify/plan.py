@@ -37,7 +37,12 @@ class AmplifyOptions(BaseModel):
     temperature: float = Field(default=0.7, description="Teacher sampling temperature for new inputs (0-2).")
     max_cost_usd: float | None = Field(default=None, description="Stop cleanly once the teacher cost reaches this.")
     api_base: str | None = Field(default=None, description="URL of an OpenAI-compatible server (Ollama, vLLM, ...).")
-    api_key_env: str | None = Field(default=None, description="Environment variable holding the API key.")
+    api_key_env: str | None = Field(
+        default=None,
+        description="Environment variable holding the API key: a provider's own (e.g. OPENAI_API_KEY) or one the "
+        "operator lists in NANODISTILL_KEY_ENVS; a key goes to a custom api_base only if NANODISTILL_API_BASES "
+        "lists it.",
+    )
     test_fraction: float = Field(
         default=0.1, description="Share of new examples kept as a teacher-labelled test slice."
     )
