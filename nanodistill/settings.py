@@ -2,8 +2,9 @@
 
 Everything lives under one home folder (``NANODISTILL_HOME``, default ``~/.nanodistill``):
 the SQLite database and an ``artifacts/`` tree of files named by engine-generated ids. The operator
-also sets here which API-key variables a client may name (``NANODISTILL_KEY_ENVS``), which
-custom teacher URLs may receive a key (``NANODISTILL_API_BASES``), and the HTTP read timeouts.
+also sets here the folders user files may be read from and written to (``NANODISTILL_IMPORT_ROOTS``),
+which API-key variables a client may name (``NANODISTILL_KEY_ENVS``), which custom teacher URLs may
+receive a key (``NANODISTILL_API_BASES``), and the HTTP read timeouts.
 """
 
 from __future__ import annotations
@@ -40,10 +41,22 @@ def api_bases_from_env() -> tuple[str, ...]:
     return tuple(url for url in re.split(r"[,\s]+", raw) if url)
 
 
+def import_roots_from_env(home: Path) -> tuple[Path, ...]:
+    """The operator's allowed folders for user files: NANODISTILL_IMPORT_ROOTS (os.pathsep-separated),
+    else the user's home folder; always the server's own artifacts folder. Never the working directory:
+    a desktop host may start the server in `/`, which would open every file."""
+    raw = os.environ.get("NANODISTILL_IMPORT_ROOTS") or ""
+    given = [Path(os.path.realpath(os.path.expanduser(p))) for p in raw.split(os.pathsep) if p.strip()]
+    if not given:
+        user_home = Path(os.path.realpath(os.path.expanduser("~")))
+        given = [] if user_home == Path(user_home.anchor) else [user_home]  # a service account's home may be /
+    return (*dict.fromkeys(given), home / "artifacts")
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
-    import_roots: tuple[Path, ...]
+    import_roots: tuple[Path, ...]  # the operator's folders for user files; a request's own: reach.allowed_folders
     token: str | None = None
     model_cache_size: int = 2
     fast_blas: bool = True
@@ -77,15 +90,10 @@ class Settings:
 def load_settings() -> Settings:
     """Read the settings from the environment (called per process, cheap)."""
     home = Path(os.environ.get("NANODISTILL_HOME") or "~/.nanodistill").expanduser().resolve()
-    roots_env = os.environ.get("NANODISTILL_IMPORT_ROOTS")
-    if roots_env:
-        roots = tuple(Path(p).expanduser().resolve() for p in roots_env.split(os.pathsep) if p)
-    else:
-        roots = (home, Path.cwd().resolve())
     home.mkdir(parents=True, exist_ok=True)
     return Settings(
         home=home,
-        import_roots=roots,
+        import_roots=import_roots_from_env(home),
         token=os.environ.get("NANODISTILL_TOKEN") or None,
         model_cache_size=int(os.environ.get("NANODISTILL_MODEL_CACHE", "2")),
         fast_blas=_env_flag("NANODISTILL_FAST_BLAS", True),

@@ -14,7 +14,13 @@ PACKAGES = ("nanodistill", "server", "tools", "resources")
 
 # Lowest first. A module may import modules of its own layer or below.
 LAYERS: list[tuple[str, ...]] = [
-    ("nanodistill.errors", "nanodistill.settings", "nanodistill.platform", "nanodistill.data.rows"),
+    (
+        "nanodistill.errors",
+        "nanodistill.settings",
+        "nanodistill.reach",
+        "nanodistill.platform",
+        "nanodistill.data.rows",
+    ),
     ("nanodistill.store",),
     ("nanodistill.data", "nanodistill.teacher", "nanodistill.gguf"),
     ("nanodistill.student",),
@@ -26,7 +32,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("server",),
 ]
 # Tool modules share only their plumbing; resources never import tools.
-NO_IMPORTS_BETWEEN = {"tools": ("tools._common", "tools._request"), "resources": ()}
+NO_IMPORTS_BETWEEN = {"tools": ("tools._common", "tools._request", "tools._roots"), "resources": ()}
 
 
 def module_name(path: Path) -> str:

@@ -59,8 +59,8 @@ def bases_left(home: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def english_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny Q8_0 llama GGUF that knows the import check's paragraph by heart (perplexity ~2), in a
-    folder outside every test's NANODISTILL_IMPORT_ROOTS."""
+    """A tiny Q8_0 llama GGUF that knows the import check's paragraph by heart (perplexity ~2), built once
+    outside every test's NANODISTILL_IMPORT_ROOTS: a test that imports it copies it into its own."""
     import mlx.nn as nn
     import mlx.optimizers as optim
     from mlx_lm import load
@@ -106,11 +106,12 @@ def ollama_folder(root: Path, gguf: Path, name: str, tag: str) -> Path:
     return root
 
 
-async def test_gguf_from_anywhere_imports_once_trains_by_name_and_exports(
-    client: Client, home: Path, english_gguf: Path
+async def test_gguf_imports_once_trains_by_name_and_exports(
+    client: Client, home: Path, english_gguf: Path, tmp_path: Path
 ) -> None:
-    # Model files are read wherever they are (GGUFs people have, Ollama blobs); only artifacts are written.
-    job = await call(client, "import_model", source=str(english_gguf))
+    # A GGUF is read from the allowed folders (tmp_path here; Ollama blobs by name); only artifacts are written.
+    source = shutil.copy(english_gguf, tmp_path / english_gguf.name)
+    job = await call(client, "import_model", source=str(source))
     assert job["kind"] == "import" and job["status"] in ("queued", "running")
     imported = await finished(client, job)
     assert imported["model_name"] == "tiny-english" and not imported["cached"]
@@ -122,7 +123,7 @@ async def test_gguf_from_anywhere_imports_once_trains_by_name_and_exports(
     assert folder.parent == home / "artifacts" / "bases" and (folder / "config.json").is_file()
     assert base["base_model"] == str(folder)
 
-    again = await finished(client, await call(client, "import_model", source=str(english_gguf), name="same-file"))
+    again = await finished(client, await call(client, "import_model", source=str(source), name="same-file"))
     assert again["cached"] and again["already_registered"] and again["model_id"] == base["id"]
     assert len((await call(client, "list_models", kind="base"))["models"]) == 1
 
@@ -224,9 +225,10 @@ async def test_unsupported_and_damaged_ggufs_are_refused_before_any_job(
 
 
 async def test_a_gguf_that_fails_verification_fails_its_job_and_leaves_nothing(
-    client: Client, home: Path, random_gguf: Path
+    client: Client, home: Path, random_gguf: Path, tmp_path: Path
 ) -> None:
-    view, _ = await wait_job(client, (await call(client, "import_model", source=str(random_gguf)))["id"])
+    source = shutil.copy(random_gguf, tmp_path / random_gguf.name)
+    view, _ = await wait_job(client, (await call(client, "import_model", source=str(source)))["id"])
     assert view["status"] == "failed"
     assert "perplexity" in view["error"] and "not a working language model" in view["error"], view["error"]
     assert (await call(client, "list_models"))["models"] == []

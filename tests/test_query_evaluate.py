@@ -10,6 +10,7 @@ Every test gets its own server (and so a cold model cache) over that home.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import threading
@@ -122,6 +123,11 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_student(tmp_path_factory.mktemp("tiny-student") / "tiny")
 
 
+def allowed(*folders: Path) -> str:
+    """NANODISTILL_IMPORT_ROOTS for `folders`: the module's tiny student lives outside each test's own."""
+    return os.pathsep.join(str(folder) for folder in folders)
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, blas_cache: Path, tiny: Path) -> Iterator[World]:
     """The module's home with both students trained (see the module docstring)."""
@@ -131,7 +137,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, blas_cache: Path, tiny: Path
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("NANODISTILL_HOME", str(home))
         patch.setenv("NANODISTILL_BLAS_CACHE", str(blas_cache))
-        patch.setenv("NANODISTILL_IMPORT_ROOTS", str(root))
+        patch.setenv("NANODISTILL_IMPORT_ROOTS", allowed(root, tiny.parent))
         yield anyio.run(_build_world, root, home, tiny)
 
 
@@ -153,8 +159,9 @@ def probed_server() -> MCPServer:
 
 
 @pytest.fixture
-async def probed(home: Path) -> AsyncIterator[Client]:
+async def probed(home: Path, tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Client]:
     """A fresh home (conftest's) and a server with the cache probe: for tests on the untrained base."""
+    monkeypatch.setenv("NANODISTILL_IMPORT_ROOTS", allowed(tmp_path, tiny.parent))
     async with Client(probed_server()) as connected:
         yield connected
 
@@ -163,7 +170,7 @@ async def probed(home: Path) -> AsyncIterator[Client]:
 async def trained(world: World, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Client]:
     """A fresh server (cold model cache, with the cache probe) over the module's trained home."""
     monkeypatch.setenv("NANODISTILL_HOME", str(world.home))
-    monkeypatch.setenv("NANODISTILL_IMPORT_ROOTS", str(world.root))
+    monkeypatch.setenv("NANODISTILL_IMPORT_ROOTS", allowed(world.root, world.tiny.parent))
     async with Client(probed_server()) as connected:
         yield connected
 
@@ -282,6 +289,7 @@ async def test_least_recently_used_model_is_evicted(
 ) -> None:
     other = build_tiny_student(tmp_path / "other", seed=1)
     monkeypatch.setenv("NANODISTILL_MODEL_CACHE", "1")
+    monkeypatch.setenv("NANODISTILL_IMPORT_ROOTS", allowed(tmp_path, tiny.parent))
     async with Client(probed_server()) as client:
         for model, warm, loads in ((tiny, False, 1), (tiny, True, 1), (other, False, 2), (tiny, False, 3)):
             result = await call(client, "query_student", model=str(model), prompt="hi", max_tokens=1)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,11 +13,13 @@ from nanodistill.data.export import EXPORT_FORMATS, exists_error, export_line, w
 from nanodistill.data.loaders import file_rows, inline_rows, resolve_import_path
 from nanodistill.data.rows import Row
 from nanodistill.errors import NanodistillError
+from nanodistill.reach import checked_path
 from nanodistill.store import datasets as ds
 from nanodistill.store.db import new_id
 from nanodistill.store.disk import readable_disk_errors
 from nanodistill.views import DatasetDetail, DatasetSummary, dataset_detail, dataset_summary
 from tools._common import ADDITIVE, DESTRUCTIVE, READ_ONLY, register_tools, runtime
+from tools._roots import ClientRoots, request_settings
 
 
 class DatasetWriteResult(BaseModel):
@@ -45,7 +47,7 @@ class ExportResult(BaseModel):
     rows: int
 
 
-def _rows_from(examples: list[dict[str, Any]] | None, path: str | None, roots: tuple[Path, ...]) -> Iterator[Row]:
+def _rows_from(examples: list[dict[str, Any]] | None, path: str | None, roots: Sequence[Path]) -> Iterator[Row]:
     if (examples is None) == (path is None):
         raise NanodistillError(
             "Give exactly one of 'examples' (a list of {input, output} objects) or 'path' (a JSON, JSONL or CSV file)."
@@ -73,6 +75,7 @@ async def create_dataset(
     instruction: str = "",
     description: str = "",
     holdout_fraction: float | None = None,
+    roots: ClientRoots = None,
 ) -> DatasetWriteResult:
     """Create a dataset from seed examples, inline or from a file.
 
@@ -87,7 +90,7 @@ async def create_dataset(
     if holdout_fraction is not None and not 0 <= holdout_fraction <= 0.5:
         raise NanodistillError(f"'holdout_fraction' must be between 0 and 0.5, got {holdout_fraction}.")
     source = "seed" if examples is not None else "imported"
-    rows = _rows_from(examples, path, rt.settings.import_roots)
+    rows = _rows_from(examples, path, request_settings(ctx, roots).import_roots)
     with readable_disk_errors(rt.settings.home):
         async with rt.store.write() as db:
             dataset_id = await ds.insert_dataset(db, name, instruction=instruction, description=description)
@@ -105,7 +108,11 @@ async def create_dataset(
 
 
 async def add_examples(
-    dataset: str, ctx: Context, examples: list[dict[str, Any]] | None = None, path: str | None = None
+    dataset: str,
+    ctx: Context,
+    examples: list[dict[str, Any]] | None = None,
+    path: str | None = None,
+    roots: ClientRoots = None,
 ) -> DatasetWriteResult:
     """Append examples to an existing dataset (inline `examples` or a file `path`, as in create_dataset).
 
@@ -114,7 +121,7 @@ async def add_examples(
     rt = runtime(ctx)
     found = await ds.get_dataset(rt.store, dataset)
     source = "seed" if examples is not None else "imported"
-    rows = _rows_from(examples, path, rt.settings.import_roots)
+    rows = _rows_from(examples, path, request_settings(ctx, roots).import_roots)
     with readable_disk_errors(rt.settings.home):
         async with rt.store.write() as db:
             added = await ds.insert_examples(db, found.id, rows, source=source)
@@ -159,6 +166,7 @@ async def export_dataset(
     ctx: Context,
     format: Literal["jsonl", "chat", "completions"] = "jsonl",
     path: str | None = None,
+    roots: ClientRoots = None,
 ) -> ExportResult:
     """Write a dataset to a JSONL file.
 
@@ -172,7 +180,7 @@ async def export_dataset(
         raise NanodistillError(f"'format' must be one of {', '.join(EXPORT_FORMATS)}, got {format!r}.")
     found = await ds.get_dataset(rt.store, dataset)
     target = (
-        _export_target(rt.settings.import_roots, path)
+        _export_target(request_settings(ctx, roots).import_roots, path)
         if path
         else (rt.settings.artifact_dir("exports") / f"{new_id('export')}-{format}.jsonl")
     )
@@ -185,20 +193,16 @@ async def export_dataset(
     return ExportResult(dataset=dataset, format=format, path=str(target), rows=count)
 
 
-def _export_target(roots: tuple[Path, ...], path: str) -> Path:
+def _export_target(roots: Sequence[Path], path: str) -> Path:
+    """A new .jsonl file inside the allowed folders; the folder check comes first, so nothing about a
+    path outside them (a file, a symlink, a folder) shows in the error."""
     raw = Path(path).expanduser()
     if ".." in raw.parts:
         raise NanodistillError(f"'path' must not contain '..' ({path!r}). Give a direct path.")
+    target = checked_path(path, roots, "path")
     given = raw if raw.is_absolute() else Path.cwd() / raw
     if given.is_symlink():  # even a dangling one: writing through it would follow it
         raise exists_error(given)
-    target = given.resolve()
-    if not any(target.is_relative_to(root) for root in roots):
-        shown = ", ".join(str(r) for r in roots)
-        raise NanodistillError(
-            f"'path' {str(target)!r} is outside the allowed folders ({shown}). Write under one of them, "
-            "or add the folder to NANODISTILL_IMPORT_ROOTS."
-        )
     if target.suffix.lower() != ".jsonl":
         raise NanodistillError(f"'path' {target.name!r}: exports are JSONL; give a file name ending in .jsonl.")
     if target.exists():

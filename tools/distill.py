@@ -11,10 +11,11 @@ from nanodistill.jobs.start import start_job
 from nanodistill.views import JobView, job_view
 from tools._common import STARTS_JOB, register_tools, runtime
 from tools._request import takes
+from tools._roots import ClientRoots, request_settings
 
 
 @takes(DistillRequest)
-async def distill(ctx: Context, **arguments: Any) -> JobView:
+async def distill(ctx: Context, roots: ClientRoots = None, **arguments: Any) -> JobView:
     """Make a small model from a handful of examples in one call: creates dataset `name` from `seeds`
     (inline [{input, output}] or a file `path`; `holdout_fraction` of them set aside for the report
     card), amplifies it with `teacher` (any LiteLLM model, or one served at `api_base`), trains
@@ -26,7 +27,7 @@ async def distill(ctx: Context, **arguments: Any) -> JobView:
     together. Quote the teacher cost first with amplify_dataset(dry_run=True) on a dataset of the seeds;
     `max_cost_usd` caps it (with `input_cost_per_token`/`output_cost_per_token` for unpriced teachers)."""
     rt = runtime(ctx)
-    plan = await plan_distill(rt.store, rt.settings, DistillRequest.model_validate(arguments))
+    plan = await plan_distill(rt.store, request_settings(ctx, roots), DistillRequest.model_validate(arguments))
     return await job_view(rt.store, await start_job(rt.store, rt.settings, plan), None)
 
 

@@ -19,6 +19,7 @@ from nanodistill.train.export_job import ExportRequest, plan_export
 from nanodistill.views import JobView, ModelList, ModelView, job_view, model_view
 from tools._common import DESTRUCTIVE, READ_ONLY, STARTS_JOB, register_tools, runtime
 from tools._request import takes
+from tools._roots import ClientRoots, request_settings
 
 
 class DeletedModel(BaseModel):
@@ -83,7 +84,7 @@ async def export_model(ctx: Context, **arguments: Any) -> JobView:
 
 
 @takes(ImportRequest)
-async def import_model(ctx: Context, **arguments: Any) -> JobView:
+async def import_model(ctx: Context, roots: ClientRoots = None, **arguments: Any) -> JobView:
     """Register a model you already have as a student base, as a background `import` job: a .gguf file
     (llama and qwen2 architectures with a byte-level BPE vocabulary, e.g. Llama 3, SmolLM, Qwen2; tensor
     types F32, F16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K), `ollama:NAME[:TAG]`,
@@ -91,7 +92,7 @@ async def import_model(ctx: Context, **arguments: Any) -> JobView:
     an MLX folder, verified against the original's logits, and cached by content hash. Use the
     resulting model's name or id as train_student's base_model."""
     rt = runtime(ctx)
-    plan = await plan_import(rt.store, rt.settings, ImportRequest.model_validate(arguments))
+    plan = await plan_import(rt.store, request_settings(ctx, roots), ImportRequest.model_validate(arguments))
     return await job_view(rt.store, await start_job(rt.store, rt.settings, plan), None)
 
 

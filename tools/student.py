@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
 from nanodistill.data.chat import ReasoningMode
 from nanodistill.errors import NanodistillError
+from nanodistill.reach import outside_error
 from nanodistill.runtime import Runtime
 from nanodistill.store import models as models_db
 from nanodistill.student.files import check_model_files
 from nanodistill.student.ref import loadable_source, parse_model_ref
 from tools._common import READ_ONLY, register_tools, runtime
+from tools._roots import ClientRoots, request_settings
 
 MAX_PROMPTS = 64
 
@@ -34,19 +39,25 @@ class QueryResult(BaseModel):
     answers: list[StudentAnswer]
 
 
-async def student_target(rt: Runtime, model: str) -> tuple[str, str | None, str, ReasoningMode, str]:
-    """(base, adapter, instruction, reasoning format, display name) for a model id/name or a base path/id."""
+async def student_target(
+    rt: Runtime, model: str, folders: Sequence[Path]
+) -> tuple[str, str | None, str, ReasoningMode, str]:
+    """(base, adapter, instruction, reasoning format, display name) for a model id/name or a base path/id;
+    a path must be inside `folders`, the request's allowed folders."""
     found = await models_db.find_model(rt.store, model)
     if found is not None:
         reasoning: ReasoningMode = "full" if found.reasoning == "full" else "none"
         return found.base_model, found.adapter_path, found.instruction, reasoning, found.name
-    if parse_model_ref(model).needs_import:
+    ref = parse_model_ref(model, folders)
+    if ref.kind == "outside":
+        raise outside_error("model", model, folders)
+    if ref.needs_import:
         raise NanodistillError(
             f"'model': {model!r} must be imported first: call import_model(source={model!r}), then query the "
             "model it registers by name."
         )
     try:
-        return loadable_source(model, "model"), None, "", "none", model
+        return loadable_source(model, "model", folders), None, "", "none", model
     except NanodistillError as exc:
         raise NanodistillError(
             f"'model': {model!r} is not a registered model (call list_models for ids and names) "
@@ -62,6 +73,7 @@ async def query_student(
     max_tokens: int = 256,
     temperature: float = 0.0,
     show_reasoning: bool = False,
+    roots: ClientRoots = None,
 ) -> QueryResult:
     """Ask a trained student (or any base model, to compare before and after) one prompt or a batch of
     up to 64. `model` is a model id or name from list_models, or a base model folder / Hugging Face id.
@@ -81,7 +93,8 @@ async def query_student(
         raise NanodistillError(f"'max_tokens' must be between 1 and 4096, got {max_tokens}.")
     if not 0 <= temperature <= 2:
         raise NanodistillError(f"'temperature' must be between 0 and 2, got {temperature}.")
-    base, adapter, instruction, reasoning, name = await student_target(rt, model)
+    folders = request_settings(ctx, roots).import_roots
+    base, adapter, instruction, reasoning, name = await student_target(rt, model, folders)
     check_model_files(base, adapter)
     from nanodistill.student.cache import generate_off_loop
 

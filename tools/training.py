@@ -11,10 +11,11 @@ from nanodistill.train.plan import TrainRequest, plan_train
 from nanodistill.views import JobView, job_view
 from tools._common import STARTS_JOB, register_tools, runtime
 from tools._request import takes
+from tools._roots import ClientRoots, request_settings
 
 
 @takes(TrainRequest)
-async def train_student(ctx: Context, **arguments: Any) -> JobView:
+async def train_student(ctx: Context, roots: ClientRoots = None, **arguments: Any) -> JobView:
     """Fine-tune a small student model on a dataset with MLX (mlx-lm), as a background `train` job.
 
     `base_model`: a local MLX/HF model folder, a Hugging Face id (e.g. mlx-community/Qwen2.5-0.5B-Instruct-4bit),
@@ -24,7 +25,7 @@ async def train_student(ctx: Context, **arguments: Any) -> JobView:
     the output only. Returns the job at once; follow it with get_job. The result names the registered model.
     """
     rt = runtime(ctx)
-    plan = await plan_train(rt.store, rt.settings, TrainRequest.model_validate(arguments))
+    plan = await plan_train(rt.store, request_settings(ctx, roots), TrainRequest.model_validate(arguments))
     return await job_view(rt.store, await start_job(rt.store, rt.settings, plan), None)
 
 

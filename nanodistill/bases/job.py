@@ -35,8 +35,8 @@ class ImportParams(BaseModel):
 
 async def plan_import(store: Store, settings: Settings, request: ImportRequest) -> Plan:
     problems = Problems()
-    ref = parse_model_ref(request.source)
-    problem = ref_problem(ref, "source")
+    ref = parse_model_ref(request.source, settings.import_roots)
+    problem = ref_problem(ref, "source", settings.import_roots)
     if problem is None:
         header_problem = await anyio.to_thread.run_sync(gguf_problem, ref)
         problem = f"'source': {header_problem}" if header_problem else None

@@ -1,39 +1,33 @@
 """Read example rows from inline lists and JSON / JSONL / CSV files, streaming, validated.
 
 Files are read incrementally (a JSON array too), so a 100,000-row import never holds the
-whole file in memory. Paths must sit under one of the allowed import roots.
+whole file in memory. Paths must sit inside the allowed folders (`nanodistill.reach`).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from nanodistill.data.rows import MAX_ROWS_PER_CALL, MAX_TEXT_CHARS, Row, validate_row
 from nanodistill.errors import NanodistillError
+from nanodistill.reach import checked_path
 
 FILE_FORMATS = (".json", ".jsonl", ".csv")
 _CHUNK = 1 << 16
 
 
-def resolve_import_path(path: str, roots: Iterable[Path], field: str = "path") -> Path:
-    """An absolute, existing file under an allowed root, or a clear error."""
+def resolve_import_path(path: str, roots: Sequence[Path], field: str = "path") -> Path:
+    """An absolute, existing file inside the allowed folders, or a clear error; a path outside them is
+    refused before anything about it is looked at, so the error cannot tell whether it exists."""
     if not path or not path.strip():
         raise NanodistillError(f"'{field}' is empty. Give the path of a JSON, JSONL or CSV file.")
-    raw = Path(path).expanduser()
-    if ".." in raw.parts:
+    if ".." in Path(path).parts:
         raise NanodistillError(f"'{field}' must not contain '..' ({path!r}). Give a direct path.")
-    resolved = raw.resolve() if raw.is_absolute() else (Path.cwd() / raw).resolve()
-    allowed = list(roots)
-    if not any(resolved == root or resolved.is_relative_to(root) for root in allowed):
-        shown = ", ".join(str(r) for r in allowed)
-        raise NanodistillError(
-            f"'{field}' {str(resolved)!r} is outside the allowed folders ({shown}). Move the file there "
-            "or add its folder to NANODISTILL_IMPORT_ROOTS."
-        )
+    resolved = checked_path(path, roots, field)
     if not resolved.is_file():
         raise NanodistillError(f"'{field}': no file at {str(resolved)!r}. Check the path.")
     return resolved

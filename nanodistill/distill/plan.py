@@ -114,7 +114,7 @@ async def plan_distill(store: Store, settings: Settings, request: DistillRequest
             problems.add(f"a dataset named {request.name + '-amplified'!r} already exists; pick another name")
     opts = problems.check(lambda: training_options(request.training or {}))
     if opts is None:  # unreadable training options must not hide a bad student
-        student, found = await base_problems(store, request.student, "student")
+        student, found = await base_problems(store, request.student, "student", settings.import_roots)
         for problem in found:
             problems.add(problem)
     else:
@@ -124,7 +124,9 @@ async def plan_distill(store: Store, settings: Settings, request: DistillRequest
             n_train = (
                 int(amplify.target_size * (1 - DEFAULT_TEST_FRACTION)) if amplify and amplify.target_size else None
             )
-        student = await check_training(store, request.student, "student", opts, n_train if rows else None, problems)
+        student = await check_training(
+            store, settings, request.student, "student", opts, n_train if rows else None, problems
+        )
     if await models_db.name_taken(store, request.name):
         problems.add(f"a model named {request.name!r} already exists; pick another name")
     problems.raise_if_any("distill")

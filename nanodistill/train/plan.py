@@ -45,11 +45,18 @@ def options_of(params: TrainOptions) -> dict[str, Any]:
 
 
 async def check_training(
-    store: Store, base_model: str, field: str, opts: TrainOptions, n_train: int | None, problems: Problems
+    store: Store,
+    settings: Settings,
+    base_model: str,
+    field: str,
+    opts: TrainOptions,
+    n_train: int | None,
+    problems: Problems,
 ) -> str:
-    """Every problem with a base model and training options (and, when known, the number of training
-    rows); returns the base model with a registered name resolved to its folder."""
-    resolved, found = await base_problems(store, base_model, field)
+    """Every problem with a base model (a path must be inside `settings.import_roots`) and training
+    options (and, when known, the number of training rows); returns the base model with a registered
+    name resolved to its folder."""
+    resolved, found = await base_problems(store, base_model, field, settings.import_roots)
     for problem in found:
         problems.add(problem)
     for problem in option_problems(opts):
@@ -80,7 +87,7 @@ async def plan_train(store: Store, settings: Settings, request: TrainRequest) ->
         if n_train == 0:
             problems.add(f"'dataset' {found.name!r} has no training examples; add examples or amplify it")
             n_train = None
-    base = await check_training(store, request.base_model, "base_model", request, n_train, problems)
+    base = await check_training(store, settings, request.base_model, "base_model", request, n_train, problems)
     name = await free_model_name(store, request.name, f"{request.dataset}-{request.method}", problems)
     problems.raise_if_any("train_student")
     assert found is not None
