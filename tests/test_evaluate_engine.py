@@ -7,14 +7,15 @@ from typing import Any, cast
 import pytest
 
 from nanodistill.errors import NanodistillError
+from nanodistill.evaluate.judge import JudgeItem, Judgement
 from nanodistill.evaluate.leakage import drop_leaked
 from nanodistill.evaluate.metrics import (
     bootstrap_ci,
+    choose_metric,
     label_table,
     normalize_text,
     paired_bootstrap_diff,
     pick_metric,
-    resolve_metric,
     score,
 )
 from nanodistill.evaluate.report import (
@@ -78,9 +79,11 @@ def test_auto_metric_selection() -> None:
     assert pick_metric(GOLDS) == "label"
     assert pick_metric(["Paris is the capital.", "Rome is the capital.", "Madrid is lovely"]) == "exact"
     assert pick_metric(["yes", "no", "maybe"]) == "exact"
-    assert resolve_metric("json", ["x"]) == "json"
+    assert pick_metric(["Paris", "The meeting moves to Tuesday the fourth at nine in the morning."]) == "chrf"
+    assert choose_metric("json", ["x"]).name == "json"
+    assert choose_metric("auto", GOLDS).note.startswith("auto picked label:")
     with pytest.raises(NanodistillError, match="metric must be one of auto"):
-        resolve_metric("bleu", ["x"])
+        choose_metric("bleu", ["x"])
     with pytest.raises(NanodistillError, match="at least one"):
         pick_metric([])
 
@@ -249,7 +252,7 @@ def test_stopped_evaluation_returns_a_partial_card(models: tuple[LoadedStudent, 
     assert not card.complete and not card.ready
     source = card.sources[0]
     assert source.size == 4 and source.base is None and source.labels is not None
-    assert source.labels.accuracy == pytest.approx(sum(e.student_score for e in source.examples) / 4)
+    assert source.labels.accuracy == pytest.approx(sum(e.student_score or 0.0 for e in source.examples) / 4)
     assert "### Labels: test set" in render_markdown(card)
     with pytest.raises(NanodistillError, match="sources is empty"):
         evaluate_student(
@@ -273,4 +276,56 @@ def test_stopped_evaluation_returns_a_partial_card(models: tuple[LoadedStudent, 
             on_progress=lambda done, total: None,
             should_stop=lambda: False,
             train_inputs=[examples[0].input],
+        )
+
+
+def test_judge_and_seed_only_baseline_through_the_engine(models: tuple[LoadedStudent, LoadedStudent]) -> None:
+    student, base = models
+    asked: list[JudgeItem] = []
+
+    def judge(items: list[JudgeItem]) -> list[Judgement]:
+        asked.extend(items)
+        return [Judgement(None if "lost" in i.gold else 0.5, f"graded {i.answer[:8]!r}") for i in items]
+
+    long_gold = "The meeting organised by Ana takes place on {} March 2024, in the small room."
+    held = [TestExample(f"note {i}", long_gold.format(i)) for i in range(2)] + [TestExample("note x", "lost " * 9)]
+    teacher_slice = [TestExample("note t", long_gold.format(9), teacher_output="A different sentence here.")]
+    card = evaluate_student(
+        student,
+        base,
+        [TestSource("holdout seeds", held), TestSource("teacher-labelled slice", teacher_slice)],
+        instruction="Rewrite the note.",
+        reasoning="none",
+        max_tokens=4,
+        on_progress=lambda done, total: None,
+        should_stop=lambda: False,
+        seeds_only=base,
+        judge=judge,
+        teacher="fake/grader",
+    )
+    # Three models on four inputs, plus the teacher's own answer on the slice.
+    assert len(asked) == 3 * 4 + 1
+    assert (
+        card.metric == "judge"
+        and card.metric_note.startswith("auto picked judge")
+        and "fake/grader" in card.metric_note
+    )
+    main = card.sources[0]
+    assert main.unjudged == 3 and main.student is not None and main.student.mean == 0.5
+    assert main.seeds_only is not None and main.seeds_only_difference is not None
+    assert main.seeds_only_difference.mean == 0.0 and card.amplification is not None
+    assert "did not help" in card.amplification and card.sources[1].teacher_agreement == 0.5
+    assert card.judge is not None and (card.judge.answers, card.judge.unjudged) == (13, 3)
+    assert card.judge.reasons and card.judge.reasons[0].reason.startswith("graded")
+    with pytest.raises(NanodistillError, match="judge and teacher go together"):
+        evaluate_student(
+            student,
+            None,
+            [TestSource("holdout seeds", held)],
+            instruction="",
+            reasoning="none",
+            max_tokens=2,
+            on_progress=lambda done, total: None,
+            should_stop=lambda: False,
+            judge=judge,
         )

@@ -1,12 +1,19 @@
-"""The `evaluate` job: run student (and base) on every held-out source and store the report card.
+"""The `evaluate` job: run student (and baselines) on every held-out source and store the report card.
 
 Sources, each kept out of training and out of the teacher's few-shot examples:
 a user test set (when given), the seeds set aside at dataset creation (gold answers), and the
 teacher-labelled test slice of the amplified data (scored as agreement with the teacher).
+
+The seed-only baseline is trained here, in the compute slot this kind already holds, with the
+train job's own pieces; a resumed job continues its training from the last checkpoint. Judge
+calls go through a `TeacherClient` whose cache is the job's ledger, so the card's judging cost
+covers every attempt of the job.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -14,14 +21,20 @@ import anyio.from_thread
 
 from nanodistill.data.chat import ReasoningMode
 from nanodistill.errors import NanodistillError
+from nanodistill.evaluate.judge import JudgeItem, Judgement, judge_answers
 from nanodistill.evaluate.leakage import split_leaked
-from nanodistill.evaluate.plan import EvaluateParams
+from nanodistill.evaluate.plan import SEED_SOURCE, EvaluateParams, seeds_only_options, stored_options
+from nanodistill.evaluate.report import SeedsOnly
 from nanodistill.evaluate.run import TestSource
 from nanodistill.evaluate.sources import test_sources
 from nanodistill.jobs.context import JobContext
 from nanodistill.store import datasets as ds
 from nanodistill.store import models as models_db
 from nanodistill.store.db import Store
+from nanodistill.store.teacher_calls import job_call_totals
+from nanodistill.teacher.cache import SqliteTeacherCache
+from nanodistill.teacher.client import TeacherClient
+from nanodistill.train.job import prepare_rows, train_config, training_rows
 
 
 async def train_inputs(store: Store, dataset_id: str | None) -> list[str]:
@@ -46,6 +59,69 @@ def answer_budget(sources: list[TestSource], reasoning: ReasoningMode) -> int:
     return answer + (320 if reasoning == "full" else 0)
 
 
+def judge_client(p: EvaluateParams, ctx: JobContext) -> TeacherClient | None:
+    """The job's judge (never a key: keys stay in the environment), or None without a teacher."""
+    if p.teacher is None:
+        return None
+    return TeacherClient(
+        p.teacher,
+        api_base=p.api_base,
+        api_key_env=p.api_key_env,
+        cache=SqliteTeacherCache(ctx.store, ctx.id),
+        job_id=ctx.id,
+        input_cost_per_token=p.input_cost_per_token,
+        output_cost_per_token=p.output_cost_per_token,
+    )
+
+
+async def train_seeds_only(ctx: JobContext, model: models_db.Model) -> tuple[SeedsOnly | None, str | None]:
+    """Train the seed-only baseline: the model's options (fitted to so few rows) on its dataset's seed rows.
+    Returns its description and adapter folder, or (None, None) when the job was cancelled meanwhile."""
+    from nanodistill.train.trainer import run_training
+
+    options = stored_options(model)
+    if model.dataset_id is None or options is None:
+        raise NanodistillError(f"model {model.name} has no stored dataset or training options to train seeds_only")
+    dataset = await ds.get_dataset_by_id(ctx.store, model.dataset_id)
+    rows, _, _ = await training_rows(ctx.store, dataset.id, source=SEED_SOURCE)
+    fitted, changed = seeds_only_options(options, len(rows))
+    work: Path = ctx.artifacts / "seeds_only"
+    summary = await prepare_rows(
+        rows, instruction=dataset.instruction, options=fitted, base_path=model.base_model, data_dir=work / "data"
+    )
+    config = train_config(fitted, model.base_model, summary.n_train)
+    await ctx.stage(
+        "training seeds-only baseline",
+        f"training the seed-only baseline: {config.iters} iterations on {summary.n_train} seed examples",
+    )
+
+    def on_report(entry: dict[str, Any]) -> None:
+        anyio.from_thread.run(ctx.progress, entry["iteration"], config.iters)
+
+    result = await anyio.to_thread.run_sync(
+        lambda: run_training(config, work / "data", work / "adapter", on_report=on_report, should_stop=ctx.should_stop)
+    )
+    if result.stopped:
+        return None, None
+    seeds = SeedsOnly(
+        n_seeds=len(rows),
+        iters=config.iters,
+        changed=changed,
+        best_val_loss=result.best_val_loss,
+        adapter_path=str(result.adapter_path),
+    )
+    return seeds, str(result.adapter_path)
+
+
+def _bridge(teacher: TeacherClient, instruction: str) -> Callable[[list[JudgeItem]], list[Judgement]]:
+    """A blocking judge for the evaluation thread, running the async calls on the job's event loop."""
+
+    def judge(items: list[JudgeItem]) -> list[Judgement]:
+        return anyio.from_thread.run(judge_answers, teacher, instruction, items)
+
+    return judge
+
+
 async def run_evaluate_job(ctx: JobContext) -> dict[str, Any]:
     from nanodistill.evaluate.run import evaluate_student
     from nanodistill.student.files import check_model_files
@@ -61,9 +137,17 @@ async def run_evaluate_job(ctx: JobContext) -> dict[str, Any]:
         )
     await ctx.event("info", "test sources: " + ", ".join(f"{s.name} ({len(s.examples)})" for s in sources))
     check_model_files(model.base_model, model.adapter_path)
+    seeds_card: SeedsOnly | None = None
+    seeds_only = None
+    if p.compares("seeds_only"):
+        seeds_card, seeds_adapter = await train_seeds_only(ctx, model)
+        if seeds_adapter is None:
+            return {"stopped": "cancelled", "model_id": model.id}
+        seeds_only = await anyio.to_thread.run_sync(load_student, model.base_model, seeds_adapter)
     await ctx.stage("loading models")
     student = await anyio.to_thread.run_sync(load_student, model.base_model, model.adapter_path)
-    base = await anyio.to_thread.run_sync(load_student, model.base_model, None) if p.compare_base else None
+    base = await anyio.to_thread.run_sync(load_student, model.base_model, None) if p.compares("base") else None
+    teacher = judge_client(p, ctx)
     reasoning: ReasoningMode = "full" if model.reasoning == "full" else "none"
     max_tokens = p.max_tokens or answer_budget(sources, reasoning)
     seen = await train_inputs(ctx.store, model.dataset_id)
@@ -98,10 +182,27 @@ async def run_evaluate_job(ctx: JobContext) -> dict[str, Any]:
             train_inputs=seen,
             training=training,
             loss_plot_uri=f"nanodistill://models/{model.id}/loss.png",
+            seeds_only=seeds_only,
+            judge=_bridge(teacher, model.instruction) if teacher is not None else None,
+            teacher=p.teacher,
         )
     )
     if not card.complete:
         return {"stopped": "cancelled", "model_id": model.id}
+    card.seeds_only = seeds_card
+    if card.judge is not None and teacher is not None:
+        spent = await job_call_totals(ctx.store, ctx.id)
+        cost = None if spent["unpriced_calls"] else float(spent["cost_usd"])
+        card.judge = card.judge.model_copy(
+            update={
+                "calls": spent["calls"],
+                "cached_calls": teacher.totals.cached_calls,
+                "prompt_tokens": spent["prompt_tokens"],
+                "completion_tokens": spent["completion_tokens"],
+                "cost_usd": cost,
+            }
+        )
+        await ctx.set_cost(cost or 0.0)
     report = card.model_dump()
     async with ctx.store.write() as db:
         await models_db.set_report(db, model.id, report)
@@ -113,6 +214,11 @@ async def run_evaluate_job(ctx: JobContext) -> dict[str, Any]:
         "main_source": main.name,
         "student_score": main.student.mean if main.student else None,
         "base_score": main.base.mean if main.base else None,
+        "seeds_only_score": main.seeds_only.mean if main.seeds_only else None,
+        "amplification": card.amplification,
+        "metric": card.metric,
+        "unjudged": card.judge.unjudged if card.judge else None,
+        "judge_cost_usd": card.judge.cost_usd if card.judge else None,
         "n_test": main.size,
         "card": f"nanodistill://models/{model.id}/card",
     }

@@ -1,8 +1,9 @@
 """How a prediction is scored against its gold output, and how sure we are of the average.
 
 Every scorer gives each example a score in [0, 1] so that one bootstrap and one paired
-comparison serve all metrics. `auto` picks the metric from the gold outputs alone, before any
-prediction exists, so the choice can never flatter a model.
+comparison serve all metrics (`judge`, the teacher grading answers, lives in `judge.py` since it
+needs the network; this module only names it). `auto` picks the metric from the gold outputs
+alone, before any prediction exists, so the choice can never flatter a model.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import json
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -18,7 +21,7 @@ from pydantic import BaseModel
 
 from nanodistill.errors import NanodistillError
 
-MetricName = Literal["exact", "numeric", "json", "label"]
+MetricName = Literal["exact", "numeric", "json", "label", "chrf", "judge"]
 METRICS: tuple[MetricName, ...] = get_args(MetricName)
 REL_TOL = 1e-4
 ABS_TOL = 1e-6
@@ -124,7 +127,28 @@ def json_score(gold: str, pred: str) -> float:
     return matched / len(expected)
 
 
-_SCORERS = {"exact": exact_score, "numeric": numeric_score, "json": json_score, "label": exact_score}
+@lru_cache(maxsize=1)
+def _chrf() -> Any:
+    from sacrebleu.metrics import CHRF
+
+    return CHRF()
+
+
+def chrf_score(gold: str, pred: str) -> float:
+    """sacrebleu's sentence chrF (character 6-grams, beta 2, whitespace ignored) scaled to [0, 1].
+    Two empty texts are the one case sacrebleu leaves at 0 though they agree: they score 1."""
+    if not gold.strip() and not pred.strip():
+        return 1.0
+    return min(1.0, max(0.0, float(_chrf().sentence_score(pred, [gold]).score) / 100))
+
+
+_SCORERS = {
+    "exact": exact_score,
+    "numeric": numeric_score,
+    "json": json_score,
+    "label": exact_score,
+    "chrf": chrf_score,
+}
 
 
 def _looks_like_label(text: str) -> bool:
@@ -134,36 +158,67 @@ def _looks_like_label(text: str) -> bool:
 
 def pick_metric(gold_outputs: Sequence[str]) -> MetricName:
     """numeric if every gold is a number, json if every gold is an object, label if golds are
-    short and repeat (at most half as many distinct values as examples), else exact."""
+    short and repeat (at most half as many distinct values as examples), exact if they are short
+    and distinct, else (free text: some gold is longer than a label) chrf."""
     if not gold_outputs:
         raise NanodistillError("metric 'auto' needs at least one test example with a gold output.")
     if all(parse_number(gold) is not None for gold in gold_outputs):
         return "numeric"
     if all(parse_json_object(gold) is not None for gold in gold_outputs):
         return "json"
+    if not all(_looks_like_label(gold) for gold in gold_outputs):
+        return "chrf"
     distinct = {normalize_text(gold) for gold in gold_outputs}
-    if all(_looks_like_label(gold) for gold in gold_outputs) and len(distinct) <= len(gold_outputs) / 2:
-        return "label"
-    return "exact"
+    return "label" if len(distinct) <= len(gold_outputs) / 2 else "exact"
 
 
-def resolve_metric(metric: str, gold_outputs: Sequence[str]) -> MetricName:
-    """The metric to use: `auto` resolved from the golds, anything else checked by name."""
+_WHY = {
+    "numeric": "every gold answer is a number",
+    "json": "every gold answer is a JSON object",
+    "label": "the gold answers are short and repeat (a label set)",
+    "exact": "the gold answers are short and distinct (exact match after normalising case and spacing)",
+}
+
+
+@dataclass(frozen=True)
+class MetricChoice:
+    """The metric a card is scored with, and a sentence saying how it was chosen."""
+
+    name: MetricName
+    note: str
+
+
+def choose_metric(metric: str, gold_outputs: Sequence[str], teacher: str | None = None) -> MetricChoice:
+    """`auto` resolved from the golds (free text is judged when a teacher is given, else scored by chrf);
+    any other name checked, `judge` only with a teacher."""
     if metric == "auto":
-        return pick_metric(gold_outputs)
+        picked = pick_metric(gold_outputs)
+        if picked != "chrf":
+            return MetricChoice(picked, f"auto picked {picked}: {_WHY[picked]}.")
+        if teacher:
+            return MetricChoice("judge", f"auto picked judge: the gold answers are free text, graded by {teacher}.")
+        return MetricChoice(
+            "chrf",
+            "auto picked chrf: the gold answers are free text and no teacher was given to judge them "
+            "(pass teacher for metric judge).",
+        )
     for name in METRICS:
         if metric == name:
-            return name
+            if name == "judge" and not teacher:
+                raise NanodistillError("metric 'judge' needs a teacher to grade the answers; pass teacher.")
+            by = f" by {teacher}" if name == "judge" else ""
+            return MetricChoice(name, f"metric {name}{by}, as asked.")
     raise NanodistillError(f"metric must be one of auto, {', '.join(METRICS)}; got {metric!r}.")
 
 
 def score(metric: str, golds: Sequence[str], preds: Sequence[str]) -> list[float]:
-    """Per-example scores in [0, 1] under one metric (not `auto`: resolve it first)."""
+    """Per-example scores in [0, 1] under one offline metric (not `auto`: choose it first; not `judge`:
+    that one asks the teacher, see judge.py)."""
     if len(golds) != len(preds):
         raise NanodistillError(f"score needs one prediction per gold output: {len(golds)} vs {len(preds)}.")
     scorer = _SCORERS.get(metric)
     if scorer is None:
-        raise NanodistillError(f"metric must be one of {', '.join(METRICS)}; got {metric!r}.")
+        raise NanodistillError(f"metric must be one of {', '.join(_SCORERS)}; got {metric!r}.")
     return [scorer(gold, pred) for gold, pred in zip(golds, preds, strict=True)]
 
 

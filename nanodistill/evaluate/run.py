@@ -1,9 +1,11 @@
-"""Run the evaluation: student and base answer the same held-out inputs, then the card is built.
+"""Run the evaluation: student and baselines answer the same held-out inputs, then the card is built.
 
-Both models see the prompt formatting used in training (instruction as system message); the
-base answers without reasoning, since it never learned the think markers. Decoding is greedy so
-a card can be reproduced. Work goes in batches, with progress and a stop check between them;
-a stopped run still returns a card (marked incomplete, never ready) for what was answered.
+Every model sees the prompt formatting used in training (instruction as system message); the
+base answers without reasoning, since it never learned the think markers, and the seed-only
+student answers the way it was trained, like the student. Decoding is greedy so a card can be
+reproduced. Work goes in batches, with progress and a stop check between them; a stopped run
+still returns a card (marked incomplete, never ready) for what was answered. Under `judge`
+each batch's answers are graded through `judge`, a callable the job bridges to its teacher.
 """
 
 from __future__ import annotations
@@ -15,14 +17,16 @@ from typing import Any, ClassVar
 
 from nanodistill.data.chat import ReasoningMode
 from nanodistill.errors import NanodistillError
+from nanodistill.evaluate.judge import JudgeItem, Judgement
 from nanodistill.evaluate.leakage import drop_leaked
-from nanodistill.evaluate.metrics import resolve_metric, score
+from nanodistill.evaluate.metrics import choose_metric, score
 from nanodistill.evaluate.report import (
     ExampleResult,
     Latency,
     ReportCard,
     build_report_card,
     build_source_card,
+    judge_summary,
 )
 from nanodistill.student.generate import generate_answers
 from nanodistill.student.load import LoadedStudent
@@ -35,6 +39,10 @@ class TestExample:
     input: str
     output: str
     teacher_output: str | None = None
+
+
+Judge = Callable[[list[JudgeItem]], list[Judgement]]
+"""Grades answers (one Judgement per item, in order); blocking, called from the evaluation thread."""
 
 
 @dataclass(frozen=True)
@@ -56,28 +64,43 @@ def _kept(sources: list[TestSource], train_inputs: Sequence[str], threshold: flo
 def _score_chunk(
     metric: str,
     chunk: list[tuple[int, TestExample]],
-    student_texts: list[str],
-    base_texts: list[str] | None,
+    answers: dict[str, list[str]],
+    judge: Judge | None,
 ) -> list[ExampleResult]:
-    golds = [e.output for _, e in chunk]
-    student_scores = score(metric, golds, student_texts)
-    base_scores = score(metric, golds, base_texts) if base_texts is not None else None
+    """Score every model's answers (`answers` by role: student, base, seeds_only) and the teacher's."""
+    texts = dict(answers)
+    teacher_at = [j for j, (_, e) in enumerate(chunk) if e.teacher_output is not None]
+    texts["teacher"] = [chunk[j][1].teacher_output or "" for j in teacher_at]
+    every = list(range(len(chunk)))
+    at = {role: teacher_at if role == "teacher" else every for role in texts}  # the chunk row of each answer
+    golds = {role: [chunk[j][1].output for j in rows] for role, rows in at.items()}
+    scores: dict[str, list[float | None]] = {}
+    reasons: dict[str, list[str]] = {}
+    if metric == "judge":
+        assert judge is not None, "choose_metric refuses judge without a teacher"
+        order = [(role, k) for role, said in texts.items() for k in range(len(said))]
+        graded = judge([JudgeItem(chunk[at[r][k]][1].input, golds[r][k], texts[r][k]) for r, k in order])
+        for role in texts:
+            scores[role], reasons[role] = [], []
+        for (role, _), grade in zip(order, graded, strict=True):
+            scores[role].append(grade.score)
+            reasons[role].append(grade.reason)
+    else:
+        for role, said in texts.items():
+            scores[role] = [*score(metric, golds[role], said)]
+    teacher_row = {j: k for k, j in enumerate(teacher_at)}
     results = []
     for j, (index, example) in enumerate(chunk):
-        teacher = example.teacher_output
-        results.append(
-            ExampleResult(
-                index=index,
-                input=example.input,
-                gold=example.output,
-                student=student_texts[j],
-                student_score=student_scores[j],
-                base=base_texts[j] if base_texts is not None else None,
-                base_score=base_scores[j] if base_scores is not None else None,
-                teacher=teacher,
-                teacher_score=score(metric, [example.output], [teacher])[0] if teacher is not None else None,
-            )
-        )
+        row: dict[str, object] = {"index": index, "input": example.input, "gold": example.output}
+        for role in answers:
+            row[role] = answers[role][j]
+            row[f"{role}_score"] = scores[role][j]
+        k = teacher_row.get(j)
+        if k is not None:
+            row["teacher"] = example.teacher_output
+            row["teacher_score"] = scores["teacher"][k]
+        row["reasons"] = {role: reasons[role][j] for role in answers if role in reasons}
+        results.append(ExampleResult.model_validate(row))
     return results
 
 
@@ -97,23 +120,32 @@ def evaluate_student(
     training: dict[str, Any] | None = None,
     loss_plot_uri: str | None = None,
     batch_size: int = 8,
+    seeds_only: LoadedStudent | None = None,
+    judge: Judge | None = None,
+    teacher: str | None = None,
 ) -> ReportCard:
-    """Score student (and base) on every source; the first source is the main one for the verdict.
+    """Score student (and base, and the seed-only student) on every source; the first source is the
+    main one for the verdict.
 
     Test inputs nearly duplicating a `train_inputs` entry are dropped and counted as leakage.
-    `on_progress(done, total)` counts examples answered by every model being compared.
+    `on_progress(done, total)` counts examples answered by every model being compared. `judge` and
+    `teacher` (its name, for the card) make free text gradable by the teacher (metric judge, or auto).
     """
     if not sources:
         raise NanodistillError("sources is empty: give at least one test source with examples.")
     if batch_size < 1:
         raise NanodistillError(f"batch_size must be at least 1; got {batch_size}.")
+    if (judge is None) != (teacher is None):
+        raise NanodistillError("judge and teacher go together: give both or neither.")
     kept = _kept(sources, train_inputs, leakage_threshold)
     total = sum(len(k) for k in kept)
     if total == 0:
         raise NanodistillError(
             "no test examples to evaluate: every source is empty or nearly duplicates training inputs."
         )
-    resolved = resolve_metric(metric, [s.examples[i].output for s, k in zip(sources, kept, strict=True) for i in k])
+    golds = [s.examples[i].output for s, k in zip(sources, kept, strict=True) for i in k]
+    choice = choose_metric(metric, golds, teacher)
+    baselines = {"base": (base, "none"), "seeds_only": (seeds_only, reasoning)}
     results: list[list[ExampleResult]] = [[] for _ in sources]
     answered = 0
     tokens = 0
@@ -138,24 +170,20 @@ def evaluate_student(
             )
             student_wall += time.perf_counter() - began
             tokens += sum(a.tokens_generated for a in answers)
-            base_texts = None
-            if base is not None:
-                base_answers = generate_answers(
-                    base,
-                    inputs,
-                    instruction=instruction,
-                    reasoning="none",
-                    max_tokens=max_tokens,
-                    temperature=0.0,
-                )
-                base_texts = [a.text for a in base_answers]
-            out.extend(_score_chunk(resolved, chunk, [a.text for a in answers], base_texts))
+            said = {"student": [a.text for a in answers]}
+            for role, (model, mode) in baselines.items():
+                if model is not None:
+                    replies = generate_answers(
+                        model, inputs, instruction=instruction, reasoning=mode, max_tokens=max_tokens, temperature=0.0
+                    )
+                    said[role] = [a.text for a in replies]
+            out.extend(_score_chunk(choice.name, chunk, said, judge))
             answered += len(chunk)
             on_progress(answered, total)
         if not complete:
             break
     cards = [
-        build_source_card(source.name, resolved, out, leaked=len(source.examples) - len(indices))
+        build_source_card(source.name, choice.name, out, leaked=len(source.examples) - len(indices))
         for source, indices, out in zip(sources, kept, results, strict=True)
     ]
     latency = Latency(
@@ -164,6 +192,14 @@ def evaluate_student(
         answers=answered,
         batch_size=batch_size,
     )
-    return build_report_card(
-        cards, latency=latency, training=training or {}, loss_plot_uri=loss_plot_uri, complete=complete
+    card = build_report_card(
+        cards,
+        latency=latency,
+        training=training or {},
+        loss_plot_uri=loss_plot_uri,
+        complete=complete,
+        metric_note=choice.note,
     )
+    if choice.name == "judge" and teacher is not None:
+        card.judge = judge_summary(teacher, cards)
+    return card

@@ -1,7 +1,8 @@
 """A local stand-in teacher: a real OpenAI-compatible HTTP server on 127.0.0.1.
 
 Tests and the offline demo reach it through LiteLLM exactly like a hosted provider. It answers
-the amplifier's prompts deterministically for the toy sentiment task (`toy_sentiment`), and can
+the amplifier's prompts deterministically for the toy sentiment task (`toy_sentiment`), grades a
+judge's prompts (`evaluate/judge.py`) by word overlap with the reference, and can
 be told to misbehave: latency, 429 with Retry-After, 500, hangs, malformed or empty replies,
 wrong or off-label answers. Switches are attributes of `server.faults` (set them while it runs) and are also
 settable from another process with `POST /admin/faults`; `GET /admin/stats` reports call counts.
@@ -34,6 +35,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from nanodistill.evaluate.judge import JudgeItem, judge_request
 from nanodistill.teacher.prompts import prompt_count, prompt_gold, prompt_input, prompt_kind
 from nanodistill.testing import toy_sentiment
 
@@ -54,6 +56,7 @@ class Faults:
     empty: int = 0
     wrong_answers: int = 0
     off_label: int = 0  # answers (not traces) outside the task's labels: {"answer": "banana"}
+    judge_out_of_range: int = 0  # grades outside [0, 1]: {"score": 7, ...}
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def take(self, name: str) -> bool:
@@ -136,8 +139,22 @@ def _policy() -> str:
     )
 
 
+def _judge(item: JudgeItem, faults: Faults) -> str:
+    """A deterministic grade: the F1 of the candidate's words against the reference's (no sacrebleu, so
+    it is a second opinion next to chrf rather than a copy of it)."""
+    if faults.take("judge_out_of_range"):
+        return json.dumps({"score": 7, "reason": "out of ten"})
+    gold, said = Counter(item.gold.casefold().split()), Counter(item.answer.casefold().split())
+    shared = sum((gold & said).values())
+    f1 = 2 * shared / (sum(gold.values()) + sum(said.values())) if gold or said else 1.0
+    return json.dumps({"score": round(f1, 2), "reason": f"{shared} of {sum(gold.values())} reference words present"})
+
+
 def _reply_text(messages: list[dict[str, str]], faults: Faults) -> str:
-    """The deterministic reply to one of the amplifier's prompts (or an echo for anything else)."""
+    """The deterministic reply to one of the amplifier's prompts or a judge's (or an echo for anything else)."""
+    judged = judge_request(messages)
+    if judged is not None:
+        return _judge(judged, faults)
     kind = prompt_kind(messages)
     user_input = prompt_input(messages)
     if kind == "answer" and user_input is not None and faults.take("off_label"):

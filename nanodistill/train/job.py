@@ -19,22 +19,52 @@ from nanodistill.jobs.context import JobContext
 from nanodistill.store import datasets as ds
 from nanodistill.store import models as models_db
 from nanodistill.store.db import Store
-from nanodistill.train.data import TrainRow, prepare_training_data
+from nanodistill.train.data import DataSummary, TrainRow, prepare_training_data
+from nanodistill.train.options import TrainOptions
 from nanodistill.train.plan import TrainParams, options_of
 from nanodistill.train.trainer import TrainConfig, iters_for_epochs, run_training
 
 
-async def training_rows(store: Store, dataset_id: str) -> tuple[list[TrainRow], list[str], int]:
-    """Train-split rows with near-duplicates of any held-out or test input removed (the leakage check)."""
+async def training_rows(
+    store: Store, dataset_id: str, source: str | None = None
+) -> tuple[list[TrainRow], list[str], int]:
+    """Train-split rows with near-duplicates of any held-out or test input removed (the leakage check);
+    `source` keeps only rows of that origin (the seed-only baseline trains on source 'seed')."""
     rows: list[TrainRow] = []
     test_inputs: list[str] = []
     async for example in ds.iter_examples(store, dataset_id):
-        if example.split == "train":
-            rows.append(TrainRow(example.input, example.output, example.reasoning))
-        else:
+        if example.split != "train":
             test_inputs.append(example.input)
+        elif source is None or example.source == source:
+            rows.append(TrainRow(example.input, example.output, example.reasoning))
     kept, dropped = split_leaked(test_inputs, [r.input for r in rows])
     return [rows[i] for i in kept], test_inputs, len(dropped)
+
+
+async def prepare_rows(
+    rows: list[TrainRow], *, instruction: str, options: TrainOptions, base_path: str, data_dir: Path
+) -> DataSummary:
+    """Chat-format train/valid files for `rows` under the options' split, off the event loop; shared by the
+    train job and the evaluate job's seed-only baseline so both train on data prepared the same way."""
+    return await anyio.to_thread.run_sync(
+        lambda: prepare_training_data(
+            rows,
+            instruction=instruction,
+            reasoning=options.reasoning,
+            tokenizer_path=base_path,
+            val_fraction=options.val_fraction,
+            seed=options.seed,
+            batch_size=options.batch_size,
+            max_seq_length=options.max_seq_length,
+            out_dir=data_dir,
+        )
+    )
+
+
+def train_config(options: TrainOptions, base_path: str, n_train: int) -> TrainConfig:
+    """The trainer's config: the options, the resolved base, and iters (as given, else from epochs)."""
+    iters = options.iters or iters_for_epochs(n_train, options.batch_size, options.epochs)
+    return TrainConfig(**{**options_of(options), "base_model": base_path, "iters": iters})
 
 
 def fetch_hub_model(hub_id: str) -> str:
@@ -74,18 +104,8 @@ async def run_train_job(ctx: JobContext) -> dict[str, Any]:
             {"leaked": leaked},
         )
     data_dir = ctx.artifacts / "data"
-    summary = await anyio.to_thread.run_sync(
-        lambda: prepare_training_data(
-            rows,
-            instruction=dataset.instruction,
-            reasoning=p.reasoning,
-            tokenizer_path=base_path,
-            val_fraction=p.val_fraction,
-            seed=p.seed,
-            batch_size=p.batch_size,
-            max_seq_length=p.max_seq_length,
-            out_dir=data_dir,
-        )
+    summary = await prepare_rows(
+        rows, instruction=dataset.instruction, options=p, base_path=base_path, data_dir=data_dir
     )
     data_info = {
         "n_train": summary.n_train,
@@ -104,8 +124,8 @@ async def run_train_job(ctx: JobContext) -> dict[str, Any]:
             "be truncated by mlx-lm; raise max_seq_length or shorten them",
             {"examples": summary.too_long_examples},
         )
-    iters = p.iters or iters_for_epochs(summary.n_train, p.batch_size, p.epochs)
-    config = TrainConfig(**{**options_of(p), "base_model": base_path, "iters": iters})
+    config = train_config(p, base_path, summary.n_train)
+    iters = config.iters
 
     await ctx.stage("training", f"training {config.method} for {iters} iterations on {summary.n_train} examples")
     await ctx.progress(0, iters)
