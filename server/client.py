@@ -12,9 +12,12 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from mcp import Client
+from mcp_types import ListRootsResult, Root
+from pydantic import FileUrl
 
 TERMINAL = ("succeeded", "failed", "cancelled", "interrupted")
 
@@ -30,8 +33,19 @@ async def session() -> AsyncIterator[Client]:
     app = build_server()
     # The server logs each tool error at INFO; here the caller prints it, so it would show twice.
     logging.getLogger("mcp").setLevel(logging.WARNING)
-    async with Client(app) as client:
+    async with Client(app, list_roots_callback=_terminal_roots) as client:
         yield client
+
+
+async def _terminal_roots(context: Any) -> ListRootsResult:
+    """A person at a terminal may name files where they stand: the working directory, with the folders
+    the server allows anyway (the operator's or the user's home), declared as this client's roots."""
+    from nanodistill.settings import load_settings
+
+    folders = dict.fromkeys([Path.cwd().resolve(), *load_settings().import_roots])
+    return ListRootsResult(
+        roots=[Root(uri=FileUrl(folder.as_uri()), name=folder.name or str(folder)) for folder in folders]
+    )
 
 
 async def call(client: Client, tool: str, /, **arguments: Any) -> dict[str, Any]:

@@ -215,3 +215,23 @@ def test_distill_help_lists_every_training_option_from_the_table(capsys: pytest.
     text = capsys.readouterr().out
     for name, field in TrainOptions.model_fields.items():
         assert re.search(rf"^  {name} .*{re.escape(str(field.description))}", text, re.M), name
+
+
+def test_a_file_where_the_user_stands_may_be_named_relatively(tmp_path: Path) -> None:
+    """The terminal declares its working directory as a root, so `--path seeds.jsonl` works there even
+    though the server's own allowed folders (here: only the home) do not include it."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir()
+    rows = [{"input": f"review {i}", "output": "positive" if i % 2 else "negative"} for i in range(4)]
+    (work / "seeds.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NANODISTILL_")}
+    env.update(NANODISTILL_HOME=str(home), NANODISTILL_IMPORT_ROOTS=str(home))
+    done = subprocess.run(
+        [*cli_command(), "datasets", "create", "mine", "--path", "seeds.jsonl", "--json"],
+        env=env,
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert json.loads(ok(done))["total_examples"] == 4
