@@ -1,6 +1,7 @@
 """Files and disks through the MCP tools: exports that never overwrite or follow a planted symlink,
-concurrent exports with one winner, a full disk (clear errors, nothing half-written, a failed job that
-resumes once space is back), and datasets a live job still uses.
+concurrent exports with one winner, a full disk (clear errors from every tool, nothing half-written, a
+job process that skips heartbeats and still records its end, a failed job that resumes once space is
+back), and datasets a live job still uses.
 
 A full disk is simulated with RLIMIT_FSIZE: any write past the limit fails with EFBIG (Python ignores
 SIGXFSZ), exactly where ENOSPC would fail it. It needs no mount and no root, and a job process
@@ -22,6 +23,11 @@ import anyio
 import pytest
 from mcp import Client
 
+from nanodistill.jobs import run
+from nanodistill.jobs.context import JobContext
+from nanodistill.settings import load_settings
+from nanodistill.store import jobs as jobs_db
+from nanodistill.store.db import Store, now
 from nanodistill.testing import toy_sentiment
 from nanodistill.testing.teacher_server import TeacherServer
 from tests.mcp_helpers import call, call_error, wait_job
@@ -147,6 +153,66 @@ async def test_dataset_writes_on_a_full_disk_say_so_and_store_nothing(client: Cl
     assert count_rows(home, "SELECT COUNT(*) FROM datasets") == 1
     assert count_rows(home, "SELECT COUNT(*) FROM examples") == 3
     assert (await call(client, "create_dataset", name="new", examples=rows(3)))["added"] == 3
+
+
+async def running_job(store: Store, **fields: Any) -> JobContext:
+    """A job row marked running (no process behind it), and the context its process would have."""
+    async with store.write() as db:
+        job_id = await jobs_db.insert_job(db, "amplify", {})
+        await jobs_db.update_job(db, job_id, status="running", started_at=now(), **fields)
+    return JobContext(store=store, settings=load_settings(), job=await jobs_db.get_job(store, job_id))
+
+
+async def test_job_tools_on_a_full_disk_say_so(client: Client, home: Path) -> None:
+    """get_job, list_jobs and cancel_job first mark a dead job interrupted: a write, even for a read."""
+    store = await Store.open(home / "nanodistill.db")
+    try:
+        job_id = (await running_job(store, heartbeat_at=1.0)).id  # long dead
+    finally:
+        await store.close()
+    checkpoint(home)
+    with file_size_limit(1):
+        for tool, arguments in (("get_job", {"job_id": job_id}), ("list_jobs", {}), ("cancel_job", {"job_id": job_id})):
+            message = await call_error(client, tool, **arguments)
+            assert str(home) in message and "free" in message and "try again" in message, (tool, message)
+    assert (await call(client, "get_job", job_id=job_id))["status"] == "interrupted"
+
+
+async def test_heartbeat_skips_a_beat_on_a_full_disk(home: Path) -> None:
+    """A failed beat must not end the job process (it would leave the job `running` with no reason): the
+    heartbeat goes on and still notices a cancel."""
+    store = await Store.open(home / "nanodistill.db")
+    try:
+        ctx = await running_job(store, cancel_requested=1)
+        checkpoint(home)
+        with file_size_limit(1), anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(run._heartbeat, ctx)
+                await ctx.cancel.wait()
+                tg.cancel_scope.cancel()
+    finally:
+        await store.close()
+
+
+async def test_a_job_end_on_a_full_disk_is_recorded_after_emptying_the_wal(home: Path) -> None:
+    """The WAL holds the disk's last bytes: the end of a job is written once it is checkpointed away."""
+    store = await Store.open(home / "nanodistill.db")
+    try:
+        ctx = await running_job(store)
+        checkpoint(home)
+        for _ in range(100):  # heartbeats fill the WAL with frames of one page
+            async with store.write() as db:
+                await jobs_db.beat(db, ctx.id, now())
+        wal = home / "nanodistill.db-wal"
+        assert wal.stat().st_size > 2 * (home / "nanodistill.db").stat().st_size
+        with file_size_limit(wal.stat().st_size):
+            await run._finish(ctx, "failed", error="the disk is full")
+        job = await jobs_db.get_job(store, ctx.id)
+        assert (job.status, job.error, job.pid) == ("failed", "the disk is full", None)
+        events = await jobs_db.events_after(store, ctx.id, 0, limit=10)
+        assert events[-1].message == "job failed: the disk is full"
+    finally:
+        await store.close()
 
 
 def heavy_holdout(n: int) -> list[dict[str, str]]:

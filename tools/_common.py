@@ -8,6 +8,7 @@ import math
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
@@ -18,7 +19,8 @@ from mcp_types import CallToolRequestParams, CallToolResult, TextContent, ToolAn
 
 from nanodistill.data.rows import MAX_ROWS_PER_CALL, MAX_TEXT_CHARS
 from nanodistill.errors import NanodistillError
-from nanodistill.runtime import Runtime
+from nanodistill.runtime import runtime_of
+from nanodistill.store.disk import readable_disk_errors
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -29,19 +31,24 @@ DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idemp
 STARTS_JOB = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
 
 
-def runtime(ctx: Context) -> Runtime:
-    state = ctx.request_context.lifespan_context
-    assert isinstance(state, Runtime)
-    return state
+runtime = runtime_of  # the tools' name for it
+
+
+def _home(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Path:
+    """The server's home folder, from the call's MCP context (every tool takes one)."""
+    ctx = next(arg for arg in (*args, *kwargs.values()) if isinstance(arg, Context))
+    return runtime_of(ctx).settings.home
 
 
 def engine_errors(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-    """Bad input from the engine reaches the model as a readable ToolError, not a crash."""
+    """Bad input from the engine reaches the model as a readable ToolError, not a crash; so does a full
+    disk or read-only home, which any tool may meet (even get_job writes: it marks dead jobs interrupted)."""
 
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
-            return await fn(*args, **kwargs)
+            with readable_disk_errors(_home(args, kwargs)):
+                return await fn(*args, **kwargs)
         except NanodistillError as exc:
             raise ToolError(str(exc)) from exc
 

@@ -11,7 +11,6 @@ import logging
 import os
 import signal
 import traceback
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -25,15 +24,22 @@ from nanodistill.jobs.process import HEARTBEAT_S
 from nanodistill.jobs.slot import compute_slot, hold_job_lock
 from nanodistill.settings import load_settings
 from nanodistill.store import jobs as jobs_db
-from nanodistill.store.db import Store, now
-from nanodistill.store.disk import disk_error, is_disk_error
+from nanodistill.store.db import Store, checkpoint, now
+from nanodistill.store.disk import disk_error, failed_folder, is_disk_error
 
 
 async def _heartbeat(ctx: JobContext) -> None:
-    """Beat for the job and the stages it runs in-process; a cancel asked of either stops both."""
+    """Beat for the job and the stages it runs in-process; a cancel asked of either stops both. A beat
+    that meets a full disk is skipped: raising would kill the job process with nothing recorded, while
+    the job's own writes meet the same disk and end it `failed`, saying why."""
     while True:
-        async with ctx.store.write() as db:
-            await jobs_db.beat(db, ctx.id, now())
+        try:
+            async with ctx.store.write() as db:
+                await jobs_db.beat(db, ctx.id, now())
+        except Exception as exc:
+            if not is_disk_error(exc):
+                raise
+            logging.warning("job %s: heartbeat skipped: %s", ctx.id, exc)
         if await jobs_db.cancel_asked(ctx.store, ctx.id):
             ctx.cancel.set()
         await anyio.sleep(HEARTBEAT_S)
@@ -46,11 +52,23 @@ async def _signals(ctx: JobContext) -> None:
 
 
 async def _finish(ctx: JobContext, status: str, **fields: Any) -> None:
+    """Record how the job ended. On a full disk the WAL is emptied and the write tried once more: the end
+    is small, and a job whose end is lost would say `running` until found dead, with no reason."""
     with anyio.CancelScope(shield=True):
-        async with ctx.store.write() as db:
-            await jobs_db.update_job(db, ctx.id, status=status, finished_at=now(), pid=None, **fields)
-            message = f"job {status}" + (f": {fields['error']}" if fields.get("error") else "")
-            await jobs_db.add_event(db, ctx.id, "error" if status == "failed" else "info", message)
+        try:
+            await _write_end(ctx, status, fields)
+        except Exception as exc:
+            if not is_disk_error(exc):
+                raise
+            await checkpoint(ctx.store)
+            await _write_end(ctx, status, fields)
+
+
+async def _write_end(ctx: JobContext, status: str, fields: dict[str, Any]) -> None:
+    async with ctx.store.write() as db:
+        await jobs_db.update_job(db, ctx.id, status=status, finished_at=now(), pid=None, **fields)
+        message = f"job {status}" + (f": {fields['error']}" if fields.get("error") else "")
+        await jobs_db.add_event(db, ctx.id, "error" if status == "failed" else "info", message)
 
 
 async def run_job(job_id: str, kind: JobKind) -> int:
@@ -133,8 +151,7 @@ def _failure(ctx: JobContext, exc: Exception) -> tuple[str, dict[str, Any]]:
     if isinstance(exc, NanodistillError):
         return "failed", {"error": str(exc)}
     if is_disk_error(exc):  # a full disk or read-only folder is the user's to fix, not a crash
-        name = getattr(exc, "filename", None)
-        folder = Path(name).parent if isinstance(name, str) else ctx.settings.home
+        folder = failed_folder(exc, ctx.settings.home)
         return "failed", {"error": str(disk_error(exc, folder, "resume_job to continue where it stopped"))}
     logging.error("job %s crashed:\n%s", ctx.id, traceback.format_exc())
     return "failed", {"error": f"internal error ({type(exc).__name__}: {exc}); see the job log"}

@@ -117,6 +117,12 @@ class Store:
         )
 
 
+async def checkpoint(store: Store) -> None:
+    """Copy the WAL into the database file and empty it. On a full disk this frees the WAL's space, so a
+    small write that just failed (a job's end) fits when tried again. Call it outside a transaction."""
+    await store.db.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
 def check_writable(path: Path) -> None:
     """Open the database file and take its write lock once, synchronously (before a server starts
     serving); raises sqlite3.Error or OSError when it cannot be written."""

@@ -43,6 +43,12 @@ def free_space(folder: Path) -> str:
     return "unknown"
 
 
+def failed_folder(exc: BaseException, default: Path) -> Path:
+    """The folder of the file a write failed on when the error names one (an OSError), else `default`."""
+    name = getattr(exc, "filename", None)
+    return Path(name).parent if isinstance(name, str) else default
+
+
 def disk_error(exc: BaseException, folder: Path, then: str = "try again") -> NanodistillError:
     """The readable form of a failed write under `folder`; `then` says what to do once space is back."""
     reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -54,10 +60,11 @@ def disk_error(exc: BaseException, folder: Path, then: str = "try again") -> Nan
 
 @contextmanager
 def readable_disk_errors(folder: Path, then: str = "try again") -> Iterator[None]:
-    """Turn a full disk or read-only folder met inside the block into `disk_error`; other errors pass."""
+    """Turn a full disk or read-only folder met inside the block into `disk_error`, naming the folder of the
+    file that failed or else `folder`; other errors pass."""
     try:
         yield
     except (OSError, sqlite3.OperationalError) as exc:
         if not is_disk_error(exc):
             raise
-        raise disk_error(exc, folder, then) from None
+        raise disk_error(exc, failed_folder(exc, folder), then) from None
