@@ -73,6 +73,8 @@ async def _resume_state(store: Store, output_id: str, policy: str | None) -> Amp
         seed_id = example.provenance.get("seed_id")
         if example.source == "seed" and isinstance(seed_id, int) and example.reasoning:
             state.traced[seed_id] = example.reasoning
+            if isinstance(agrees := example.provenance.get("agrees"), bool):
+                state.agreements[seed_id] = agrees
         elif example.source == "synthetic":
             state.accepted_inputs.append(example.input)
     return state
@@ -148,7 +150,14 @@ async def run_amplify_job(ctx: JobContext) -> dict[str, Any]:
         seeds, instruction=source.instruction, teacher=teacher, config=config, state=state, hooks=hooks
     )
     await ctx.set_cost(teacher.totals.cost_usd)
-    summary = {"output_dataset": output.name, **result.model_dump()}
+    found = teacher.concurrency_report()
+    await ctx.event(
+        "info",
+        f"the teacher served about {found['parallelism']} calls at once; the client settled on {found['limit']} "
+        f"in flight (ceiling {found['ceiling']})",
+        found,
+    )
+    summary = {"output_dataset": output.name, **result.model_dump(), "teacher_concurrency": found}
     await ctx.metrics({"teacher": result.teacher, "agreement_rate": result.agreement_rate})
     if result.stopped_reason == "cancelled":
         return {"stopped": "cancelled", **summary}

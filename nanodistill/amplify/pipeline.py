@@ -79,6 +79,7 @@ class _Amplification:
         self.traced: dict[int, str] = {s.id: s.reasoning for s in seeds if s.reasoning and s.reasoning.strip()}
         ids = {s.id for s in seeds}
         self.traced.update({k: v for k, v in state.traced.items() if k in ids})
+        self.agreements = {k: v for k, v in state.agreements.items() if k in ids}
         self.to_trace = deque(s for s in seeds if s.id not in self.traced)
         self.policy = state.policy
         self.index = NearDuplicateIndex(config.similarity_threshold)
@@ -97,8 +98,7 @@ class _Amplification:
         self.requested_inputs = 0
         self.kept_inputs = 0
         self.generation_calls = 0
-        self.agreements: list[bool] = []
-        self.seeds_traced = 0
+        self.replayed_calls = 0
         self.duplicates = 0
         self.disagreements = 0
         self.malformed = 0
@@ -190,7 +190,7 @@ class _Amplification:
     def _wants_inputs(self) -> bool:
         """Whether expected acceptances from inputs pending and on their way fall short of need
         (plus one batch of slack, so dropped answers are replaced without waiting)."""
-        if self.generation_calls >= self.config.max_rounds * self.per_round:
+        if self._answered_calls() >= self.config.max_rounds * self.per_round:
             return False
         generating = self.in_flight["generate"] * self.config.batch_size * self._gen_yield()
         coming = len(self.pending) + self.in_flight["answer"] + generating
@@ -305,8 +305,7 @@ class _Amplification:
                 return
             reasoning = explained.reasoning
         self.traced[seed.id] = reasoning
-        self.agreements.append(agrees)
-        self.seeds_traced += 1
+        self.agreements[seed.id] = agrees
         with anyio.CancelScope(shield=True):
             await self.hooks.on_seed_trace(seed.id, reasoning, parsed.answer, agrees)
         await self.hooks.on_progress(len(self.traced), self.config.target_size, "tracing seeds")
@@ -325,7 +324,7 @@ class _Amplification:
         self.policy = policy
         with anyio.CancelScope(shield=True):
             await self.hooks.on_policy(policy)
-        agreed = sum(self.agreements)
+        agreed = sum(self.agreements.values())
         await self.hooks.on_event(
             "info",
             f"task policy extracted; the teacher agreed with {agreed} of {len(self.agreements)} seed outputs",
@@ -339,15 +338,17 @@ class _Amplification:
         self.generation_calls += 1
         reply = await self.teacher.complete(messages, temperature=self.config.temperature)
         await self._check_pricing()
-        self.requested_inputs += self.config.batch_size
+        if reply.cached:
+            self.replayed_calls += 1
         inputs = parse_inputs(reply.text)
+        batch = [] if inputs is None else inputs[: self.config.batch_size]
+        fresh = [text for text in batch if normalize(text) not in self.earlier]
+        self.requested_inputs += self.config.batch_size - (len(batch) - len(fresh))
         if inputs is None:
             await self._malformed("generate", reply.key)
             return
         self.malformed_streak = 0
-        for text in inputs[: self.config.batch_size]:
-            if normalize(text) in self.earlier:
-                continue
+        for text in fresh:
             if self.index.find(text) is not None:
                 self.duplicates += 1
                 continue
@@ -429,21 +430,27 @@ class _Amplification:
     # -- result ---------------------------------------------------------------------------------
 
     def _agreement_rate(self) -> float | None:
-        return sum(self.agreements) / len(self.agreements) if self.agreements else None
+        return sum(self.agreements.values()) / len(self.agreements) if self.agreements else None
+
+    def _answered_calls(self) -> int:
+        """Generation calls the teacher answered, the ones rounds count. Calls the cache replays (a resumed
+        job asks its earlier attempts' prompts again) are not: their inputs are mostly stored already, and
+        counting them stopped resumed jobs as if the teacher kept repeating itself."""
+        return self.generation_calls - self.replayed_calls
 
     def _result(self) -> AmplifyResult:
         return AmplifyResult(
             accepted_train=self.accepted["train"],
             accepted_test=self.accepted["test"],
             total_examples=len(self.seeds) + self.prior + self.accepted_total,
-            seeds_traced=self.seeds_traced,
+            seeds_traced=len(self.agreements),
             agreement_rate=self._agreement_rate(),
             duplicates_dropped=self.duplicates,
             disagreements_dropped=self.disagreements,
             malformed_replies=self.malformed,
             rejected=dict(self.rejected),
             generation_calls=self.generation_calls,
-            rounds=math.ceil(self.generation_calls / self.per_round),
+            rounds=math.ceil(self._answered_calls() / self.per_round),
             stopped_reason=self.stopped or "target",
             teacher=self.teacher.totals.as_dict(),
         )

@@ -43,9 +43,12 @@ class AmplifyConfig(BaseModel):
 
 
 class AmplifyState(BaseModel):
-    """What a resumed job already has, so nothing is traced, extracted or accepted twice."""
+    """What a resumed job already has, so nothing is traced, extracted or accepted twice, and its result
+    covers every attempt (`agreements`: whether the teacher agreed with the gold output of each seed it
+    traced, by seed id)."""
 
     traced: dict[int, str] = Field(default_factory=dict)
+    agreements: dict[int, bool] = Field(default_factory=dict)
     policy: str | None = None
     accepted_inputs: list[str] = Field(default_factory=list)
 
