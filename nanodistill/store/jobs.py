@@ -163,11 +163,13 @@ async def record_launch(db: aiosqlite.Connection, job_id: str, pid: int) -> None
 
 async def requeue(db: aiosqlite.Connection, job_id: str) -> bool:
     """Move an ended, resumable job back to `queued` in one statement: of several concurrent resumes
-    exactly one sees a row change, so one process is started."""
+    exactly one sees a row change, so one process is started. The heartbeat is stamped now: until the
+    new process beats, the old stale one (and no pid) would have a concurrent reconcile take the job for
+    dead, mark it `interrupted`, and let a second resume start a second process."""
     cursor = await db.execute(
         "UPDATE jobs SET status = 'queued', cancel_requested = 0, error = NULL, note = NULL, finished_at = NULL, "
-        "pid = NULL WHERE id = ? AND status IN ('interrupted', 'failed', 'cancelled')",
-        (job_id,),
+        "pid = NULL, heartbeat_at = ? WHERE id = ? AND status IN ('interrupted', 'failed', 'cancelled')",
+        (now(), job_id),
     )
     return cursor.rowcount == 1
 
