@@ -16,7 +16,6 @@ from nanodistill.errors import NanodistillError
 from nanodistill.reach import checked_path
 from nanodistill.store import datasets as ds
 from nanodistill.store.db import new_id
-from nanodistill.store.disk import readable_disk_errors
 from nanodistill.views import DatasetDetail, DatasetSummary, dataset_detail, dataset_summary
 from tools._common import ADDITIVE, DESTRUCTIVE, READ_ONLY, register_tools, runtime
 from tools._roots import ClientRoots, request_settings
@@ -91,13 +90,12 @@ async def create_dataset(
         raise NanodistillError(f"'holdout_fraction' must be between 0 and 0.5, got {holdout_fraction}.")
     source = "seed" if examples is not None else "imported"
     rows = _rows_from(examples, path, request_settings(ctx, roots).import_roots)
-    with readable_disk_errors(rt.settings.home):
-        async with rt.store.write() as db:
-            dataset_id = await ds.insert_dataset(db, name, instruction=instruction, description=description)
-            added = await ds.insert_examples(db, dataset_id, rows, source=source)
-            _require_rows(added, path)
-            held_out = ds.holdout_count(added.added, holdout_fraction)
-            await ds.mark_holdout(db, dataset_id, held_out)
+    async with rt.store.write() as db:
+        dataset_id = await ds.insert_dataset(db, name, instruction=instruction, description=description)
+        added = await ds.insert_examples(db, dataset_id, rows, source=source)
+        _require_rows(added, path)
+        held_out = ds.holdout_count(added.added, holdout_fraction)
+        await ds.mark_holdout(db, dataset_id, held_out)
     return DatasetWriteResult(
         dataset=name,
         added=added.added,
@@ -122,11 +120,10 @@ async def add_examples(
     found = await ds.get_dataset(rt.store, dataset)
     source = "seed" if examples is not None else "imported"
     rows = _rows_from(examples, path, request_settings(ctx, roots).import_roots)
-    with readable_disk_errors(rt.settings.home):
-        async with rt.store.write() as db:
-            added = await ds.insert_examples(db, found.id, rows, source=source)
-            _require_rows(added, path)
-            await ds.bump_version(db, found.id)
+    async with rt.store.write() as db:
+        added = await ds.insert_examples(db, found.id, rows, source=source)
+        _require_rows(added, path)
+        await ds.bump_version(db, found.id)
     return DatasetWriteResult(
         dataset=dataset,
         added=added.added,
@@ -156,8 +153,7 @@ async def delete_dataset(dataset: str, ctx: Context) -> DeleteResult:
     """Delete a dataset and all its examples. Models trained on it keep their files. Refused while a
     queued or running job reads or writes the dataset: cancel_job it first."""
     rt = runtime(ctx)
-    with readable_disk_errors(rt.settings.home):
-        removed = await ds.delete_dataset(rt.store, dataset)
+    removed = await ds.delete_dataset(rt.store, dataset)
     return DeleteResult(deleted=dataset, examples_removed=removed)
 
 
