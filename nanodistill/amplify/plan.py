@@ -33,7 +33,11 @@ class AmplifyOptions(BaseModel):
         default=None, description="Examples to reach, seeds included (default: seeds x augment_factor)."
     )
     augment_factor: int = Field(default=50, description="target_size = seeds x augment_factor when not given.")
-    concurrency: int = Field(default=8, description="Teacher calls in flight at most (1-64).")
+    concurrency: int = Field(
+        default=32,
+        description="Teacher calls in flight at most (1-64): a ceiling; the client finds how many the teacher "
+        "serves at once (a local server often serves one) and keeps to that.",
+    )
     temperature: float = Field(default=0.7, description="Teacher sampling temperature for new inputs (0-2).")
     max_cost_usd: float | None = Field(default=None, description="Stop cleanly once the teacher cost reaches this.")
     api_base: str | None = Field(default=None, description="URL of an OpenAI-compatible server (Ollama, vLLM, ...).")

@@ -1,22 +1,25 @@
 """The one way the engine talks to a teacher LLM: `TeacherClient.complete` over LiteLLM.
 
-It bounds concurrency, keeps to requests/tokens-per-minute limits, retries what is worth
-retrying (honouring Retry-After), times calls out, serves repeated prompts from the cache and
-keeps running totals of calls, tokens and cost. Keys come from the environment at call time and
-never appear in the cache, logs or error messages.
+It keeps as many calls in flight as the teacher endpoint actually serves at once (found as it goes,
+up to the `concurrency` ceiling: see `adaptive.py`), keeps to requests/tokens-per-minute limits,
+retries what is worth retrying (honouring Retry-After), times calls out counting only the time they
+are served, sends a duplicate of a call that takes far longer than its peers (the first reply wins),
+serves repeated prompts from the cache and keeps running totals of calls, tokens and cost. Keys come
+from the environment at call time and never appear in the cache, logs or error messages.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from types import ModuleType
 from typing import Any
 
 import anyio
 
 from nanodistill.errors import NanodistillError
+from nanodistill.teacher.adaptive import Outcome, Slot, TailTracker, endpoint_gate
 from nanodistill.teacher.cache import CachedReply, TeacherCache, cache_key
 from nanodistill.teacher.limits import RateLimiter
 from nanodistill.teacher.provider import api_key, load_litellm, redact, route_model
@@ -32,6 +35,14 @@ _HINTS = {
 # Sent once a model proved unpriced: LiteLLM then skips its costly price-map search on every call;
 # the client still reports those calls as unpriced (cost None), never as free.
 _ZERO_PRICE = {"input_cost_per_token": 0.0, "output_cost_per_token": 0.0}
+# Statuses that mean the endpoint has more than it can take: the adaptive limit backs off.
+_OVERLOAD_STATUSES = {408, 429, 503, 529}
+# Duplicates per call, and in all at most HEDGE_BUDGET of the calls sent plus HEDGE_SPARE: hedging a
+# teacher that is slow across the board would only double its load.
+MAX_HEDGES = 2
+HEDGE_BUDGET = 0.1
+HEDGE_SPARE = 3
+HEDGE_POLL_S = 0.25
 
 
 class TeacherError(NanodistillError):
@@ -52,7 +63,10 @@ class TeacherReply:
 @dataclass
 class TeacherTotals:
     """Running totals; tokens and cost count network calls only (cached replies are free).
-    `priced` is False once a call's model had no price, and `cost_usd` then counts priced calls."""
+    `priced` is False once a call's model had no price, and `cost_usd` then counts priced calls.
+    `hedges` counts duplicates sent for slow calls, `hedge_wins` the calls a duplicate answered first
+    (a cancelled duplicate is counted as a call at its winner's price); `concurrency_limit` is the
+    calls in flight the client settled on for this endpoint, at most the ceiling it was given."""
 
     calls: int = 0
     cached_calls: int = 0
@@ -62,9 +76,32 @@ class TeacherTotals:
     cost_usd: float = 0.0
     priced: bool = True
     latency_s: float = 0.0
+    timeouts: int = 0
+    hedges: int = 0
+    hedge_wins: int = 0
+    concurrency_limit: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class _Race:
+    """One call's requests: the original and its duplicates."""
+
+    running: int = 0
+    hedges: int = 0
+    winner: CachedReply | None = None
+    errors: list[Exception] = field(default_factory=list)
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, TimeoutError) or classify(exc).status == 408
+
+
+def _is_drop(exc: BaseException) -> bool:
+    """Whether a failure says the endpoint is overloaded (not that the request was bad)."""
+    return _is_timeout(exc) or classify(exc).status in _OVERLOAD_STATUSES
 
 
 class TeacherClient:
@@ -113,6 +150,9 @@ class TeacherClient:
             else None
         )
         self._limiter = anyio.CapacityLimiter(concurrency)
+        self._gate = endpoint_gate(self.routed_model, api_base, concurrency)
+        self._tail = TailTracker()
+        self._sent = 0
         self._rate = RateLimiter(rpm, tpm)
         self._not_before = 0.0
         self._unpriced = False
@@ -151,7 +191,7 @@ class TeacherClient:
             await self._wait_turn()
             try:
                 async with self._limiter:
-                    return await self._call_once(litellm, messages, params, key)
+                    return await self._served_call(litellm, self._kwargs(messages, params, key))
             except Exception as exc:
                 failure = classify(exc)
                 detail = redact(str(exc), (key,) if key else ())[:300]
@@ -174,13 +214,13 @@ class TeacherClient:
             await anyio.sleep(pause)
         await self._rate.acquire()
 
-    async def _call_once(
-        self, litellm: ModuleType, messages: list[dict[str, str]], params: dict[str, Any], key: str | None
-    ) -> CachedReply:
+    def _kwargs(self, messages: list[dict[str, str]], params: dict[str, Any], key: str | None) -> dict[str, Any]:
+        # The transport's own timeout is only a backstop: a call may wait at the server behind our own
+        # calls (at most the ceiling's worth) before its served clock, which enforces timeout_s, starts.
         kwargs: dict[str, Any] = {
             "model": self.routed_model,
             "messages": messages,
-            "timeout": self.timeout_s,
+            "timeout": self.timeout_s * (self.concurrency + 1),
             "num_retries": 0,
             "max_retries": 0,
             "drop_params": True,
@@ -194,26 +234,128 @@ class TeacherClient:
             kwargs.update(_ZERO_PRICE)
         if key is not None:
             kwargs["api_key"] = key
+        return kwargs
+
+    async def _served_call(self, litellm: ModuleType, kwargs: dict[str, Any]) -> CachedReply:
+        """One call through the endpoint's adaptive gate; what it shows about load goes back to the gate."""
+        slot = await self._gate.acquire()
+        outcome = Outcome.IGNORE
+        try:
+            race = await self._race(slot, litellm, kwargs)
+            # a hedged call's latency is a stall, not a measure of load
+            outcome = Outcome.SUCCESS if race.hedges == 0 else Outcome.REPLIED
+            assert race.winner is not None
+            return race.winner
+        except Exception as exc:
+            if _is_drop(exc):
+                outcome = Outcome.DROP
+            raise
+        finally:
+            self._gate.release(slot, outcome)
+            self.totals.concurrency_limit = self._gate.limit.slots
+
+    async def _race(self, slot: Slot, litellm: ModuleType, kwargs: dict[str, Any]) -> _Race:
+        """The call, plus a duplicate whenever it runs far longer than its peers; the first reply wins and
+        the others are cancelled. Raises the first failure when every request failed."""
+        race = _Race()
+
+        async def request(original: bool) -> None:
+            started = anyio.current_time()
+            try:
+                with anyio.CancelScope() as clock:
+                    if original:  # the timeout counts from when the call is served, not queued behind ours
+                        slot.watch_clock(lambda at: setattr(clock, "deadline", at + self.timeout_s))
+                    else:
+                        clock.deadline = started + self.timeout_s
+                    reply = await self._request(litellm, kwargs)
+                if clock.cancelled_caught:
+                    raise TimeoutError(f"no reply within {self.timeout_s:g} s of being served")
+            except Exception as exc:
+                race.running -= 1
+                race.errors.append(exc)
+                if _is_timeout(exc):
+                    self.totals.timeouts += 1
+                if race.running == 0:
+                    tg.cancel_scope.cancel()
+                return
+            race.running -= 1
+            self._account(reply)
+            served_from = slot.served_at if original else started
+            if served_from is not None:
+                self._tail.add(anyio.current_time() - served_from)
+            if race.winner is None:
+                race.winner = reply
+                if not original:
+                    self.totals.hedge_wins += 1
+                for _ in range(race.running):  # cancelled duplicates: a provider that finished them bills them
+                    self._account(reply)
+                tg.cancel_scope.cancel()
+
+        async def hedge_when_slow() -> None:
+            since: float | None = None
+            while race.hedges < MAX_HEDGES:
+                after = self._tail.hedge_after_s()
+                start = since if since is not None else slot.served_at
+                if after is None or start is None:
+                    await anyio.sleep(HEDGE_POLL_S)
+                    continue
+                wait = start + after - anyio.current_time()
+                if wait > 0:
+                    await anyio.sleep(wait)
+                    continue
+                if self.totals.hedges >= HEDGE_BUDGET * self._sent + HEDGE_SPARE:
+                    return
+                race.hedges += 1
+                race.running += 1
+                self.totals.hedges += 1
+                since = anyio.current_time()
+                log.info("teacher %s: a call ran past %.1f s, far beyond its peers; sent a copy", self.model, after)
+                tg.start_soon(request, False)
+
+        self._sent += 1
+        race.running = 1
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(request, True)
+            tg.start_soon(hedge_when_slow)
+        if race.winner is None:
+            raise race.errors[0]
+        return race
+
+    async def _request(self, litellm: ModuleType, kwargs: dict[str, Any]) -> CachedReply:
+        """One network request; accounting is the caller's (a cancelled duplicate is still paid for)."""
         started = time.monotonic()
-        with anyio.fail_after(self.timeout_s + 1):
-            response = await litellm.acompletion(**kwargs)
+        response = await litellm.acompletion(**kwargs)
         latency = time.monotonic() - started
         text = response.choices[0].message.content or ""
         usage = getattr(response, "usage", None)
         prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
         completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
-        cost = self._cost(litellm, response)
+        return CachedReply(text, prompt_tokens, completion_tokens, self._cost(litellm, response), latency)
+
+    def _account(self, reply: CachedReply) -> None:
         totals = self.totals
         totals.calls += 1
-        totals.prompt_tokens += prompt_tokens
-        totals.completion_tokens += completion_tokens
-        totals.latency_s += latency
-        if cost is None:
+        totals.prompt_tokens += reply.prompt_tokens
+        totals.completion_tokens += reply.completion_tokens
+        totals.latency_s += reply.latency_s
+        if reply.cost_usd is None:
             totals.priced = False
         else:
-            totals.cost_usd += cost
-        self._rate.spend(prompt_tokens + completion_tokens)
-        return CachedReply(text, prompt_tokens, completion_tokens, cost, latency)
+            totals.cost_usd += reply.cost_usd
+        self._rate.spend(reply.prompt_tokens + reply.completion_tokens)
+
+    def concurrency_report(self) -> dict[str, Any]:
+        """What the client learned about its endpoint: the limit it settled on (at most the ceiling),
+        the calls the endpoint was seen to serve at once, and the fastest reply (the baseline)."""
+        limit = self._gate.limit
+        return {
+            "limit": limit.slots,
+            "ceiling": self.concurrency,
+            "parallelism": limit.parallelism,
+            "baseline_latency_s": None if limit.baseline_s is None else round(limit.baseline_s, 3),
+            "timeouts": self.totals.timeouts,
+            "hedges": self.totals.hedges,
+        }
 
     def _cost(self, litellm: ModuleType, response: Any) -> float | None:
         """USD for one reply: the cost LiteLLM computed with `completion_cost` while answering (from its

@@ -4,12 +4,14 @@ Tests and the offline demo reach it through LiteLLM exactly like a hosted provid
 the amplifier's prompts deterministically for the toy sentiment task (`toy_sentiment`), grades a
 judge's prompts (`evaluate/judge.py`) by word overlap with the reference, and can
 be told to misbehave: latency, 429 with Retry-After, 500, hangs, malformed or empty replies,
-wrong or off-label answers. Switches are attributes of `server.faults` (set them while it runs) and are also
-settable from another process with `POST /admin/faults`; `GET /admin/stats` reports call counts.
+wrong or off-label answers, calls that never answer (`stall_every`), and to serve one request at a
+time like a local server (`serial`: Ollama, llama.cpp and mlx_lm queue the rest). Switches are
+attributes of `server.faults` (set them while it runs) and are also settable from another process
+with `POST /admin/faults`; `GET /admin/stats` reports call counts.
 It records every request it gets (`server.requests`), so tests can assert what a client sent it,
 keys included (it also plays an attacker's endpoint).
 
-    python -m nanodistill.testing.teacher_server --port 8765 --latency 0.2
+    python -m nanodistill.testing.teacher_server --port 8765 --latency 0.2 [--serial] [--stall-every 20]
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ class Faults:
     empty: int = 0
     wrong_answers: int = 0
     off_label: int = 0  # answers (not traces) outside the task's labels: {"answer": "banana"}
+    serial: bool = False  # one request served at a time, the others wait their turn (latency each)
+    stall_every: int = 0  # every Nth chat request never answers (until its client goes away)
     judge_out_of_range: int = 0  # grades outside [0, 1]: {"score": 7, ...}
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -73,9 +77,10 @@ class Faults:
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise ValueError(f"unknown fault switches {unknown}; known: {sorted(known)}")
+        casts = {"bool": bool, "float": float, "int": int}
         with self._lock:
             for name, value in values.items():
-                setattr(self, name, float(value) if name.endswith("_s") else int(value))
+                setattr(self, name, casts[str(known[name])](value))
 
     def snapshot(self) -> dict[str, float]:
         return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
@@ -204,6 +209,9 @@ class TeacherServer:
         self.calls_by_kind: Counter[str] = Counter()
         self.in_flight = 0
         self.max_in_flight = 0
+        self.stalled = 0
+        self.bodies: Counter[str] = Counter()  # chat requests by a digest of their messages: copies show
+        self._turn = asyncio.Lock()  # serial mode's queue (FIFO)
         self.requests: list[SeenRequest] = []
         self.port: int = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}/v1"
@@ -258,12 +266,26 @@ class TeacherServer:
         messages: list[dict[str, str]] = body.get("messages") or []
         self.calls += 1
         self.calls_by_kind[prompt_kind(messages) or "other"] += 1
+        self.bodies[hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()] += 1
+        every = self.faults.stall_every
+        if every > 0 and self.calls % every == 0:
+            return await self._stall(request)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            return await self._respond(messages)
+            if not self.faults.serial:
+                return await self._respond(messages)
+            async with self._turn:
+                return await self._respond(messages)
         finally:
             self.in_flight -= 1
+
+    async def _stall(self, request: Request) -> Response:
+        """Never answer: a lost request. It holds no serving slot, and ends when its client goes away."""
+        self.stalled += 1
+        while not self._stopping.is_set() and not await request.is_disconnected():
+            await asyncio.sleep(0.05)
+        return _error(504, "the stand-in teacher stalled on purpose")
 
     async def _respond(self, messages: list[dict[str, str]]) -> Response:
         faults = self.faults
@@ -300,19 +322,22 @@ class TeacherServer:
                 "calls": self.calls,
                 "calls_by_kind": dict(self.calls_by_kind),
                 "max_in_flight": self.max_in_flight,
+                "stalled": self.stalled,
                 "faults": self.faults.snapshot(),
             }
         )
 
 
-def start_teacher_server(port: int = 0, *, latency_s: float = 0.0) -> TeacherServer:
+def start_teacher_server(
+    port: int = 0, *, latency_s: float = 0.0, serial: bool = False, stall_every: int = 0
+) -> TeacherServer:
     """Start the stand-in teacher on 127.0.0.1 (`port=0` picks a free port) in a background thread."""
     # proto=IPPROTO_TCP matters: asyncio turns Nagle off (TCP_NODELAY) only on sockets that say they are
     # TCP, and with Nagle on, every reply on a kept-alive connection waited ~40 ms for a delayed ACK.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
-    server = TeacherServer(sock, Faults(latency_s=latency_s))
+    server = TeacherServer(sock, Faults(latency_s=latency_s, serial=serial, stall_every=stall_every))
     server.start()
     return server
 
@@ -321,6 +346,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Run the local stand-in teacher (OpenAI-compatible).")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every chat call")
+    parser.add_argument("--serial", action="store_true", help="serve one request at a time, like a local server")
+    parser.add_argument("--stall-every", type=int, default=0, help="every Nth chat request never answers")
     args = parser.parse_args()
     done = threading.Event()
 
@@ -329,7 +356,9 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    with start_teacher_server(args.port, latency_s=args.latency) as server:
+    with start_teacher_server(
+        args.port, latency_s=args.latency, serial=args.serial, stall_every=args.stall_every
+    ) as server:
         print(json.dumps({"url": server.url, "model": server.model, "port": server.port}), flush=True)
         done.wait()
 

@@ -1,0 +1,255 @@
+"""Adaptive concurrency and hedging: the limiter's arithmetic on its own, the gate's served clock, and
+the client and amplify job against stand-in teachers that serve one call at a time or lose calls.
+
+Nothing here asserts a timing: only counts and outcomes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp import Client
+
+from nanodistill.teacher.adaptive import AdaptiveLimit, EndpointGate, Outcome, TailTracker, endpoint_gate
+from nanodistill.teacher.client import TeacherClient
+from nanodistill.testing import toy_sentiment
+from nanodistill.testing.teacher_server import TeacherServer, start_teacher_server
+from tests.mcp_helpers import call, wait_job
+
+HELLO = [{"role": "user", "content": "hello teacher"}]
+SEEDS = [{"input": text, "output": label} for text, label in toy_sentiment.SEEDS]
+
+
+def _serve(limit: AdaptiveLimit, in_flight: int, latency: float) -> None:
+    """One reply from an endpoint where `in_flight` calls were out and each took `latency`."""
+    limit.on_success(latency, delivered=in_flight, span_s=latency, in_flight=in_flight, epoch=limit.epoch)
+
+
+# -- the limiter's arithmetic -------------------------------------------------------------------------
+
+
+def test_the_first_call_goes_alone_then_a_burst_follows() -> None:
+    limit = AdaptiveLimit(32)
+    assert limit.slots == 1 and limit.parallelism == 1
+    _serve(limit, 1, 0.5)
+    assert limit.slots == 8 and limit.baseline_s == 0.5
+    assert AdaptiveLimit(3).slots == 1
+    small = AdaptiveLimit(3)
+    _serve(small, 1, 0.5)
+    assert small.slots == 3
+
+
+def test_additive_increase_up_to_the_ceiling_while_latency_holds() -> None:
+    limit = AdaptiveLimit(32)
+    for _ in range(200):
+        _serve(limit, limit.slots, 0.2)
+    assert limit.slots == 32 and limit.decreases == 0
+    assert limit.parallelism == 32
+
+
+def test_no_increase_without_demand() -> None:
+    limit = AdaptiveLimit(32)
+    _serve(limit, 1, 0.2)
+    for _ in range(50):
+        _serve(limit, 1, 0.2)  # one call at a time says nothing about a higher limit
+    assert limit.slots == 8
+
+
+def test_rising_latency_brings_the_limit_down_to_what_a_serial_server_serves() -> None:
+    limit = AdaptiveLimit(32)
+    _serve(limit, 1, 0.3)  # alone: the baseline
+    assert limit.slots == 8
+    for _ in range(20):
+        n = limit.slots  # a serial server: n calls out, each waits for the others
+        limit.on_success(n * 0.3, delivered=n, span_s=n * 0.3, in_flight=n, epoch=limit.epoch)
+    assert limit.slots == 2 and limit.parallelism == 1 and limit.decreases >= 1
+
+
+def test_a_drop_halves_the_limit_once_per_epoch_and_never_below_one() -> None:
+    limit = AdaptiveLimit(32, limit=16.0)
+    sent_before = limit.epoch
+    limit.on_drop(epoch=sent_before)
+    assert limit.slots == 8 and not limit.slow_start
+    limit.on_drop(epoch=sent_before)  # sent under the old limit: no second decrease
+    assert limit.slots == 8
+    for _ in range(10):
+        limit.on_drop(epoch=limit.epoch)
+    assert limit.slots == 1 and limit.limit >= 1.0
+
+
+def test_after_a_drop_the_limit_grows_by_one_per_round_trip() -> None:
+    limit = AdaptiveLimit(64)
+    for _ in range(100):
+        _serve(limit, limit.slots, 0.2)
+    limit.on_drop(epoch=limit.epoch)
+    assert limit.slots == 32
+    for _ in range(33):  # about one limit's worth of replies
+        _serve(limit, limit.slots, 0.2)
+    assert limit.slots == 33
+
+
+def test_the_ceiling_holds_and_a_bad_ceiling_is_refused() -> None:
+    limit = AdaptiveLimit(4)
+    for _ in range(100):
+        _serve(limit, limit.slots, 0.1)
+    assert limit.slots == 4
+    with pytest.raises(ValueError):
+        AdaptiveLimit(0)
+
+
+def test_stale_replies_do_not_raise_the_limit() -> None:
+    limit = AdaptiveLimit(32, limit=16.0)
+    old = limit.epoch
+    limit.on_drop(epoch=old)
+    for _ in range(20):
+        limit.on_success(0.2, delivered=8, span_s=0.2, in_flight=8, epoch=old)
+    assert limit.slots == 8
+
+
+def test_hedging_waits_for_peers_then_uses_three_times_their_p95_with_a_floor() -> None:
+    tail = TailTracker()
+    tail.add(0.1)
+    tail.add(0.1)
+    assert tail.hedge_after_s() is None
+    tail.add(0.1)
+    assert tail.hedge_after_s() == 0.5  # the floor
+    for _ in range(100):
+        tail.add(2.0)
+    assert tail.hedge_after_s() == 6.0
+
+
+# -- the gate -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_the_served_clock_waits_for_our_own_calls_ahead() -> None:
+    gate = EndpointGate(8)
+    gate.limit.limit = 4.0  # allowed 4, but the endpoint has shown it serves 1 at once
+    first, second = await gate.acquire(), await gate.acquire()
+    assert first.served_at is not None and second.served_at is None
+    gate.release(first, Outcome.IGNORE)
+    assert second.served_at is not None
+    gate.release(second, Outcome.IGNORE)
+
+
+@pytest.mark.anyio
+async def test_the_gate_admits_in_order_up_to_the_limit() -> None:
+    gate = EndpointGate(8)
+    order: list[int] = []
+    first = await gate.acquire()
+
+    async def caller(i: int) -> None:
+        slot = await gate.acquire()
+        order.append(i)
+        gate.release(slot, Outcome.IGNORE)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(5):
+            tg.start_soon(caller, i)
+        await anyio.wait_all_tasks_blocked()
+        assert gate.in_flight == 1 and not order
+        gate.release(first, Outcome.IGNORE)
+    assert order == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.anyio
+async def test_clients_of_one_endpoint_share_its_gate() -> None:
+    a = endpoint_gate("openai/m", "http://127.0.0.1:9/v1", 4)
+    b = endpoint_gate("openai/m", "http://127.0.0.1:9/v1/", 16)
+    assert a is b and a.limit.ceiling == 16
+    assert endpoint_gate("openai/other", "http://127.0.0.1:9/v1", 4) is not a
+
+
+# -- the client against stand-ins ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def serial_teacher() -> Iterator[TeacherServer]:
+    with start_teacher_server(latency_s=0.2, serial=True) as server:
+        yield server
+
+
+@pytest.mark.anyio
+async def test_a_serial_server_gets_no_timeouts_and_the_limit_settles_low(serial_teacher: TeacherServer) -> None:
+    # timeout_s is below what the eighth of eight queued calls waits: only the served clock saves it
+    client = TeacherClient(serial_teacher.model, api_base=serial_teacher.url, concurrency=8, timeout_s=1.0)
+    async with anyio.create_task_group() as tg:
+        for i in range(20):
+            tg.start_soon(client.complete, [{"role": "user", "content": f"call {i}"}])
+    assert client.totals.timeouts == 0 and client.totals.retries == 0
+    assert client.totals.calls == serial_teacher.calls == 20
+    report = client.concurrency_report()
+    assert 1 <= report["limit"] <= 2 and report["parallelism"] == 1
+
+
+@pytest.mark.anyio
+async def test_a_429_halves_the_limit(server: TeacherServer) -> None:
+    client = TeacherClient(server.model, api_base=server.url, concurrency=8, backoff_base_s=0.05)
+    await client.complete(HELLO)
+    assert client.concurrency_report()["limit"] == 8
+    server.faults.retry_after_s = 0.05
+    server.faults.rate_limit = 1
+    await client.complete([{"role": "user", "content": "again"}])
+    assert client.totals.retries == 1 and client.concurrency_report()["limit"] == 4
+
+
+@pytest.mark.anyio
+async def test_a_stalled_call_is_hedged_and_the_copy_answers(server: TeacherServer) -> None:
+    client = TeacherClient(server.model, api_base=server.url, concurrency=8, timeout_s=120)
+    for i in range(5):  # peers, so that "far longer than its peers" means something
+        await client.complete([{"role": "user", "content": f"peer {i}"}])
+    server.faults.stall_every = server.calls + 1  # the very next request never answers
+    reply = await client.complete(HELLO)
+    assert reply.text == "echo: hello teacher"
+    assert server.stalled == 1 and max(server.bodies.values()) == 2  # the same request, twice
+    assert client.totals.hedges == 1 and client.totals.hedge_wins == 1 and client.totals.timeouts == 0
+    assert client.totals.calls == 7  # both copies are paid for
+
+
+# -- amplify jobs -------------------------------------------------------------------------------------
+
+
+async def _amplify_job(client: Client, teacher: TeacherServer, **args: object) -> dict[str, object]:
+    await call(client, "create_dataset", name="reviews", examples=SEEDS, instruction=toy_sentiment.INSTRUCTION)
+    started = await call(
+        client, "amplify_dataset", dataset="reviews", teacher=teacher.model, api_base=teacher.url, **args
+    )
+    view, events = await wait_job(client, started["job"]["id"])
+    assert view["status"] == "succeeded", view
+    return {"view": view, "events": events}
+
+
+@pytest.mark.anyio
+async def test_an_amplify_job_against_a_serial_teacher_settles_on_one_or_two(
+    client: Client, home: Path, serial_teacher: TeacherServer
+) -> None:
+    ran = await _amplify_job(client, serial_teacher, target_size=24, concurrency=8)
+    view = ran["view"]
+    assert isinstance(view, dict)
+    result = view["result"]
+    assert result["total_examples"] == 24
+    assert result["teacher"]["timeouts"] == 0 and result["teacher"]["retries"] == 0
+    assert 1 <= result["teacher_concurrency"]["limit"] <= 2
+    assert result["teacher_concurrency"]["ceiling"] == 8
+    assert serial_teacher.max_in_flight <= 8
+    events = ran["events"]
+    assert isinstance(events, list)
+    assert any("settled on" in e["message"] and e["data"]["limit"] <= 2 for e in events)
+
+
+@pytest.mark.anyio
+async def test_an_amplify_job_with_a_lost_call_hedges_it_and_finishes(
+    client: Client, home: Path, server: TeacherServer
+) -> None:
+    server.faults.stall_every = 20
+    ran = await _amplify_job(client, server, target_size=40)
+    view = ran["view"]
+    assert isinstance(view, dict)
+    result = view["result"]
+    assert result["total_examples"] == 40
+    assert server.stalled >= 1 and max(server.bodies.values()) >= 2
+    assert result["teacher"]["hedges"] >= server.stalled and result["teacher"]["timeouts"] == 0
+    assert result["teacher_concurrency"]["ceiling"] == 32  # the default ceiling
