@@ -31,19 +31,18 @@ def _serve(limit: AdaptiveLimit, in_flight: int, latency: float) -> None:
 # -- the limiter's arithmetic -------------------------------------------------------------------------
 
 
-def test_the_first_call_goes_alone_then_a_burst_follows() -> None:
+def test_the_first_call_goes_alone_then_the_limit_opens() -> None:
     limit = AdaptiveLimit(32)
     assert limit.slots == 1 and limit.parallelism == 1
     _serve(limit, 1, 0.5)
-    assert limit.slots == 8 and limit.baseline_s == 0.5
-    assert AdaptiveLimit(3).slots == 1
-    small = AdaptiveLimit(3)
-    _serve(small, 1, 0.5)
-    assert small.slots == 3
+    assert limit.slots == 32 and limit.baseline_s == 0.5
+    capped = AdaptiveLimit(32, burst=8)
+    _serve(capped, 1, 0.5)
+    assert capped.slots == 8
 
 
 def test_additive_increase_up_to_the_ceiling_while_latency_holds() -> None:
-    limit = AdaptiveLimit(32)
+    limit = AdaptiveLimit(32, burst=4)
     for _ in range(200):
         _serve(limit, limit.slots, 0.2)
     assert limit.slots == 32 and limit.decreases == 0
@@ -51,7 +50,7 @@ def test_additive_increase_up_to_the_ceiling_while_latency_holds() -> None:
 
 
 def test_no_increase_without_demand() -> None:
-    limit = AdaptiveLimit(32)
+    limit = AdaptiveLimit(32, burst=8)
     _serve(limit, 1, 0.2)
     for _ in range(50):
         _serve(limit, 1, 0.2)  # one call at a time says nothing about a higher limit
@@ -61,7 +60,7 @@ def test_no_increase_without_demand() -> None:
 def test_rising_latency_brings_the_limit_down_to_what_a_serial_server_serves() -> None:
     limit = AdaptiveLimit(32)
     _serve(limit, 1, 0.3)  # alone: the baseline
-    assert limit.slots == 8
+    assert limit.slots == 32
     for _ in range(20):
         n = limit.slots  # a serial server: n calls out, each waits for the others
         limit.on_success(n * 0.3, delivered=n, span_s=n * 0.3, in_flight=n, epoch=limit.epoch)
@@ -101,7 +100,7 @@ def test_the_ceiling_holds_and_a_bad_ceiling_is_refused() -> None:
 
 
 def test_stale_replies_do_not_raise_the_limit() -> None:
-    limit = AdaptiveLimit(32, limit=16.0)
+    limit = AdaptiveLimit(32, limit=16.0, baseline_s=0.2)
     old = limit.epoch
     limit.on_drop(epoch=old)
     for _ in range(20):

@@ -10,8 +10,9 @@ no I/O), in the manner of TCP Vegas/BBR and Netflix's concurrency-limits:
   Delivery rate x baseline is the parallelism the endpoint showed (BBR's bandwidth-delay product):
   a serial server delivers one reply per baseline however many we send, so its latency rises instead;
 - the limit starts at 1: the first call goes alone (it also pays for setting up the connection),
-  then up to `burst` go at once, the first of which meets an idle server: the baseline is measured
-  before anything of ours can queue;
+  then the limit opens to the ceiling (at most `burst`): the first of those calls meets an idle
+  server, so the baseline is measured before anything of ours can queue, and if the others queue,
+  the latency rise brings the limit down within a few replies (their timeouts wait, see below);
 - additive increase on success while the limit is under `gain` x the parallelism seen (the most
   of recent samples) and the ceiling: +1 per reply until the first drop ("slow start"), then +1 per
   limit's worth of replies; only while demand fills at least half the limit;
@@ -59,7 +60,7 @@ class AdaptiveLimit:
 
     ceiling: int
     gain: float = 2.0
-    burst: int = 8
+    burst: int = 64
     tolerance: float = 1.5
     backoff: float = 0.5
     parallel_window: int = 50
