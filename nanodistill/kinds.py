@@ -14,6 +14,7 @@ from nanodistill.amplify.plan import AmplifyParams, plan_amplify
 from nanodistill.bases.job import ImportParams, plan_import
 from nanodistill.distill.plan import DistillParams, plan_distill
 from nanodistill.evaluate.plan import EvaluateParams, plan_evaluate
+from nanodistill.improve.plan import ImproveParams, plan_improve
 from nanodistill.jobs.kind import JobKind
 from nanodistill.store.jobs import JobKindName
 from nanodistill.train.export_job import ExportParams, plan_export
@@ -29,6 +30,8 @@ KINDS: dict[str, JobKind] = {
         JobKind("import", ImportParams, plan_import, "nanodistill.bases.job:run_import_job", True, True),
         # distill's stages take the slot themselves (train/evaluate), so its amplify stage never holds it.
         JobKind("distill", DistillParams, plan_distill, "nanodistill.distill.job:run_distill_job", False, True),
+        # improve, like distill, runs its train and evaluate stages as children that take the slot themselves.
+        JobKind("improve", ImproveParams, plan_improve, "nanodistill.improve.job:run_improve_job", False, True),
     )
 }
 assert set(KINDS) == set(get_args(JobKindName)), "every job kind has one row, and every row a kind name"

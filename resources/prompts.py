@@ -40,7 +40,7 @@ If anything fails, read the error: it names the field to change."""
 
 
 async def improve_student(model: str, ctx: Context) -> list[Message]:
-    """Read a model's report card and propose the next round of improvements."""
+    """Read a model's report card, name its failure patterns, and run the improve_student tool on them."""
     try:
         found = await models_db.get_model(runtime_of(ctx).store, model)
     except NanodistillError as exc:
@@ -73,11 +73,14 @@ Its worst held-out answers:
 {worst_text}
 
 Look for what the failures have in common (a kind of input, a length, a label, a format slip) and
-propose the next round, concretely: which new seed examples of the weak kind to add (add_examples),
-whether to amplify again with a larger target or another teacher, whether the reasoning format should
-change ("full" thinks before answering; "none" answers directly), and whether to train longer or with
-another learning rate or method (train_student). Then, with my agreement, run it and compare the new
-report card with this one."""
+tell me. Then, with my agreement, call the improve_student tool (model "{found.id}", a teacher, and a
+max_cost_usd I accept): it describes these failure patterns to the teacher (never the held-out rows
+themselves), adds new examples of those kinds to a new dataset version, trains the next round with the
+same options, evaluates it on the same held-out rows and keeps the better model. Follow it with get_job
+and compare the report cards it lists side by side. If the failures need what a teacher cannot write
+(new seed examples only I can give, another reasoning format: "full" thinks before answering, "none"
+answers directly, or a longer training run or another learning rate), propose add_examples and
+train_student instead."""
         )
     ]
 

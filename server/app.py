@@ -17,6 +17,7 @@ import tools.amplify
 import tools.datasets
 import tools.distill
 import tools.evaluate
+import tools.improve
 import tools.jobs
 import tools.models
 import tools.student
@@ -71,6 +72,7 @@ def build_server(settings: Settings | None = None) -> MCPServer:
         tools.student,
         tools.evaluate,
         tools.distill,
+        tools.improve,
         resources.datasets,
         resources.jobs,
         resources.models,

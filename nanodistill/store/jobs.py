@@ -11,7 +11,7 @@ import aiosqlite
 from nanodistill.errors import NanodistillError
 from nanodistill.store.db import Store, new_id, now
 
-JobKindName = Literal["amplify", "train", "evaluate", "export", "import", "distill"]
+JobKindName = Literal["amplify", "train", "evaluate", "export", "import", "distill", "improve"]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
 ACTIVE: tuple[JobStatus, ...] = ("queued", "running")
 FINISHED: tuple[JobStatus, ...] = ("succeeded", "failed", "cancelled")
