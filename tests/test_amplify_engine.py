@@ -191,7 +191,7 @@ async def test_budget_stops_the_job_cleanly(server: TeacherServer) -> None:
     recorder = Recorder()
     result = await _amplify(teacher, recorder, target_size=300, concurrency=4, max_cost_usd=0.01)
     assert result.stopped_reason == "budget"
-    assert 0.01 <= teacher.totals.cost_usd < 0.02 and teacher.totals.priced
+    assert 0.007 <= teacher.totals.cost_usd <= 0.01 and teacher.totals.priced  # within the cap
     assert result.accepted_train + result.accepted_test == len(recorder.accepted) < 290
 
 

@@ -106,7 +106,7 @@ async def test_distill_with_an_unpriced_teacher_stops_at_the_budget(
     stage = await call(client, "get_job", job_id=amplify["id"])
     assert stage["result"]["stopped_reason"] == "budget", stage["result"]
     assert stage["result"]["total_examples"] < 400
-    assert budget <= stage["cost_usd"] < 2 * budget  # stops within about one round of calls past the cap
+    assert 0 < stage["cost_usd"] <= budget  # the cap holds, whatever the teacher concurrency
 
 
 @pytest.mark.slow

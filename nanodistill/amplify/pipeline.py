@@ -14,7 +14,7 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 
@@ -33,7 +33,7 @@ from nanodistill.amplify.schedule import held_out_size, is_held_out
 from nanodistill.data.similarity import NearDuplicateIndex, normalize
 from nanodistill.errors import NanodistillError
 from nanodistill.teacher import prompts
-from nanodistill.teacher.client import TeacherClient
+from nanodistill.teacher.client import TeacherClient, TeacherReply
 
 REPLY_ATTEMPTS = 4
 MALFORMED_STREAK_LIMIT = 25
@@ -93,6 +93,7 @@ class _Amplification:
         self.per_round = max(math.ceil(self.needed / config.batch_size), 1)
         self.pending: deque[_Candidate] = deque()
         self.in_flight: Counter[str] = Counter()
+        self.call_cost: dict[str, float] = {}  # the dearest network call of each kind so far (USD)
         self.accepted = {"train": 0, "test": 0}
         self.answered = 0
         self.requested_inputs = 0
@@ -177,9 +178,26 @@ class _Amplification:
             finally:
                 self._notify()
 
-    def _over_budget(self) -> bool:
+    def _budget(self) -> Literal["stop", "wait"] | None:
+        """Keep the spend within max_cost_usd: "stop" when even one more call would pass it, "wait" when
+        the calls in flight might. A call is priced at the dearest call of its kind so far (the dearest of
+        any kind for the next one); a kind not yet priced goes alone until its first reply is paid for."""
         limit = self.config.max_cost_usd
-        return limit is not None and self.teacher.totals.cost_usd >= limit
+        totals = self.teacher.totals
+        if limit is None or not totals.priced:
+            return None  # an unpriced teacher cannot be held to a budget: _warn_unpriced says so
+        flying = {kind: n for kind, n in self.in_flight.items() if n}
+        if any(kind not in self.call_cost for kind in flying) or (not self.call_cost and flying):
+            return "wait"
+        dearest = max(self.call_cost.values(), default=0.0)
+        committed = totals.cost_usd + sum(n * self.call_cost[kind] for kind, n in flying.items())
+        if committed + dearest <= limit:
+            return None
+        return "wait" if flying else "stop"
+
+    def _priced(self, kind: str, reply: TeacherReply) -> None:
+        if not reply.cached:
+            self.call_cost[kind] = max(self.call_cost.get(kind, 0.0), reply.cost_usd or 0.0)
 
     def _gen_yield(self) -> float:
         return self.kept_inputs / self.requested_inputs if self.requested_inputs else 1.0
@@ -202,8 +220,10 @@ class _Amplification:
         if self.hooks.should_stop():
             self.stopped = "cancelled"
             return None
-        if self._over_budget():
+        budget = self._budget()
+        if budget == "stop":
             self.stopped = "budget"
+        if budget is not None:
             return None
         if self.to_trace:
             return self._start("trace", partial(self._trace, self.to_trace.popleft()))
@@ -254,6 +274,7 @@ class _Amplification:
         for attempt in range(REPLY_ATTEMPTS):
             seed_tag = f"{tag}-retry{attempt}" if attempt else tag
             reply = await self.teacher.complete(messages, temperature=self.config.temperature, seed_tag=seed_tag)
+            self._priced(kind, reply)
             keys.append(reply.key)
             await self._check_pricing()
             parsed = parse(reply.text)
@@ -337,6 +358,7 @@ class _Amplification:
         )
         self.generation_calls += 1
         reply = await self.teacher.complete(messages, temperature=self.config.temperature)
+        self._priced("generate", reply)
         await self._check_pricing()
         if reply.cached:
             self.replayed_calls += 1
