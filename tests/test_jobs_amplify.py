@@ -15,20 +15,17 @@ import re
 import signal
 import socket
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 from mcp import Client
 
 from nanodistill.data.similarity import NearDuplicateIndex, normalize
-from nanodistill.store.db import Store
 from nanodistill.testing import toy_sentiment
-from nanodistill.testing.teacher_server import TeacherServer, start_teacher_server
+from nanodistill.testing.teacher_server import TeacherServer
 from tests.mcp_helpers import call, call_error, read_json
 
 pytestmark = pytest.mark.anyio
@@ -36,12 +33,6 @@ pytestmark = pytest.mark.anyio
 SEEDS = [{"input": text, "output": label} for text, label in toy_sentiment.SEEDS]
 DATASET = "reviews"
 OUTPUT = f"{DATASET}-amplified"
-
-
-@pytest.fixture
-def teacher() -> Iterator[TeacherServer]:
-    with start_teacher_server() as server:
-        yield server
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -142,8 +133,8 @@ async def make_dataset(
     )
 
 
-async def amplify(client: Client, teacher: TeacherServer, **args: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"dataset": DATASET, "teacher": teacher.model, "api_base": teacher.url}
+async def amplify(client: Client, server: TeacherServer, **args: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"dataset": DATASET, "teacher": server.model, "api_base": server.url}
     return await call(client, "amplify_dataset", **{**base, **args})
 
 
@@ -158,7 +149,7 @@ def closed_port() -> int:
 
 @pytest.mark.slow
 async def test_amplify_job_reaches_target_with_traced_seeds_and_new_examples(
-    client: Client, home: Path, teacher: TeacherServer
+    client: Client, home: Path, server: TeacherServer
 ) -> None:
     rng = random.Random(7)
     texts = [toy_sentiment.review(rng) for _ in range(2)]
@@ -167,7 +158,7 @@ async def test_amplify_job_reaches_target_with_traced_seeds_and_new_examples(
     assert created["held_out"] == 2  # default 20% of 12 seeds
     source_before = rows(home, DATASET)
 
-    started = await amplify(client, teacher, target_size=60, concurrency=4)
+    started = await amplify(client, server, target_size=60, concurrency=4)
     assert started["job"]["status"] in ("queued", "running")
     assert started["job"]["next_poll_s"] is not None
     assert (started["seeds"], started["target_size"], started["output_dataset"]) == (10, 60, OUTPUT)
@@ -187,7 +178,7 @@ async def test_amplify_job_reaches_target_with_traced_seeds_and_new_examples(
     assert result["output_dataset"] == OUTPUT and result["stopped_reason"] == "target"
     assert result["total_examples"] == 60 and result["seeds_traced"] == 10
     assert result["accepted_train"] + result["accepted_test"] == 50
-    assert result["teacher"]["calls"] >= 60 and result["teacher"]["calls"] <= teacher.calls
+    assert result["teacher"]["calls"] >= 60 and result["teacher"]["calls"] <= server.calls
     assert view["metrics"]["teacher"]["calls"] == result["teacher"]["calls"]
 
     out = rows(home, OUTPUT)
@@ -226,7 +217,7 @@ async def test_amplify_job_reaches_target_with_traced_seeds_and_new_examples(
     # Amplifying again into the same output name is refused before any job starts.
     before = footprint(home)
     assert "already exists" in await call_error(
-        client, "amplify_dataset", dataset=DATASET, teacher=teacher.model, api_base=teacher.url, target_size=20
+        client, "amplify_dataset", dataset=DATASET, teacher=server.model, api_base=server.url, target_size=20
     )
     assert footprint(home) == before
 
@@ -244,15 +235,15 @@ FAULTS: dict[str, dict[str, Any]] = {
 @pytest.mark.slow
 @pytest.mark.parametrize("faults", list(FAULTS))
 async def test_amplify_job_rides_out_a_misbehaving_teacher(
-    client: Client, home: Path, teacher: TeacherServer, faults: str
+    client: Client, home: Path, server: TeacherServer, faults: str
 ) -> None:
     await make_dataset(client, holdout_fraction=0)
-    teacher.faults.update(FAULTS[faults])
-    started = await amplify(client, teacher, target_size=24, concurrency=4)
+    server.faults.update(FAULTS[faults])
+    started = await amplify(client, server, target_size=24, concurrency=4)
     view, events = await wait_job(client, started["job"]["id"])
     assert view["status"] == "succeeded", explain(home, view)
     counted = [name for name in FAULTS[faults] if not name.endswith("_s")]
-    assert all(getattr(teacher.faults, name) == 0 for name in counted), teacher.faults.snapshot()
+    assert all(getattr(server.faults, name) == 0 for name in counted), server.faults.snapshot()
     result = view["result"]
     assert result["total_examples"] == 24 and result["stopped_reason"] == "target"
     assert synthetic_count(home) == 14
@@ -270,11 +261,11 @@ async def test_amplify_job_rides_out_a_misbehaving_teacher(
 
 @pytest.mark.slow
 async def test_amplify_job_fails_clearly_when_no_reply_can_be_read(
-    client: Client, home: Path, teacher: TeacherServer
+    client: Client, home: Path, server: TeacherServer
 ) -> None:
     await make_dataset(client, holdout_fraction=0)
-    teacher.faults.update({"malformed": 10_000})
-    started = await amplify(client, teacher, target_size=24, concurrency=2)
+    server.faults.update({"malformed": 10_000})
+    started = await amplify(client, server, target_size=24, concurrency=2)
     view, events = await wait_job(client, started["job"]["id"])
     assert view["status"] == "failed", explain(home, view)
     assert "replies could not be read" in view["error"] and "stronger teacher" in view["error"]
@@ -283,40 +274,16 @@ async def test_amplify_job_fails_clearly_when_no_reply_can_be_read(
     assert "cannot be resumed" not in await call_error(client, "cancel_job", job_id=view["id"])
 
 
-async def test_a_write_cancelled_while_it_begins_leaves_no_transaction_open(tmp_path: Path) -> None:
-    """What made the job above die `interrupted` instead of `failed`: an event write cancelled while its
-    BEGIN waited on aiosqlite's thread left the connection inside a transaction, so the job could not
-    record how it ended."""
-    path = tmp_path / "store.db"
-    store = await Store.open(path)
-    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    try:
-        other.execute("BEGIN IMMEDIATE")  # holds the write lock, so the store's BEGIN waits (busy_timeout)
-        threading.Timer(0.5, other.execute, ("ROLLBACK",)).start()
-        with anyio.move_on_after(0.1) as waited:
-            async with store.write() as db:
-                await db.execute("CREATE TABLE never (x)")
-        assert waited.cancelled_caught
-        async with store.write() as db:
-            await db.execute("CREATE TABLE later (x)")
-        assert not store.db.in_transaction
-        tables = {row[0] for row in await store.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        assert "later" in tables and "never" not in tables
-    finally:
-        other.close()
-        await store.close()
-
-
 # -- cancel, kill -9, resume ---------------------------------------------------------------------------
 
 
 @pytest.mark.slow
 async def test_cancel_keeps_examples_and_resume_reaches_the_target(
-    client: Client, home: Path, teacher: TeacherServer
+    client: Client, home: Path, server: TeacherServer
 ) -> None:
     await make_dataset(client, holdout_fraction=0)
-    teacher.faults.latency_s = 0.2
-    job_id = (await amplify(client, teacher, target_size=60, concurrency=2))["job"]["id"]
+    server.faults.latency_s = 0.2
+    job_id = (await amplify(client, server, target_size=60, concurrency=2))["job"]["id"]
     await wait_until(client, job_id, lambda v: v["status"] == "running" and v["progress"]["done"] >= 14)
 
     cancelling = await call(client, "cancel_job", job_id=job_id)
@@ -329,7 +296,7 @@ async def test_cancel_keeps_examples_and_resume_reaches_the_target(
     assert "already ended (cancelled)" in (message := await call_error(client, "cancel_job", job_id=job_id))
     assert "resume_job continues it" in message
 
-    teacher.faults.latency_s = 0.0
+    server.faults.latency_s = 0.0
     resumed = await call(client, "resume_job", job_id=job_id)
     assert resumed["status"] in ("queued", "running") and resumed["next_poll_s"] is not None
     view, events = await wait_job(client, job_id)
@@ -345,12 +312,12 @@ async def test_cancel_keeps_examples_and_resume_reaches_the_target(
 
 @pytest.mark.slow
 async def test_cancel_right_after_start_ends_cancelled_not_interrupted(
-    client: Client, home: Path, teacher: TeacherServer
+    client: Client, home: Path, server: TeacherServer
 ) -> None:
     """A job cancelled while its process is still starting must not be killed by the signal (it would end
     `interrupted` ten seconds later); it reads the cancel flag when it starts and ends `cancelled`."""
     await make_dataset(client, holdout_fraction=0)
-    job_id = (await amplify(client, teacher, target_size=24, concurrency=4))["job"]["id"]
+    job_id = (await amplify(client, server, target_size=24, concurrency=4))["job"]["id"]
     assert (await call(client, "cancel_job", job_id=job_id))["status"] in ("queued", "running")
     view, events = await wait_job(client, job_id, timeout=60)
     assert view["status"] == "cancelled", explain(home, view)
@@ -361,11 +328,11 @@ async def test_cancel_right_after_start_ends_cancelled_not_interrupted(
 
 @pytest.mark.slow
 async def test_killed_job_is_interrupted_then_resumes_from_the_cache(
-    client: Client, home: Path, teacher: TeacherServer
+    client: Client, home: Path, server: TeacherServer
 ) -> None:
     await make_dataset(client, holdout_fraction=0)
-    teacher.faults.latency_s = 0.2
-    job_id = (await amplify(client, teacher, target_size=60, concurrency=2))["job"]["id"]
+    server.faults.latency_s = 0.2
+    job_id = (await amplify(client, server, target_size=60, concurrency=2))["job"]["id"]
     await wait_until(client, job_id, lambda v: v["status"] == "running" and v["progress"]["done"] >= 25)
 
     pid = job_pid(home, job_id)
@@ -380,9 +347,9 @@ async def test_killed_job_is_interrupted_then_resumes_from_the_cache(
     kept = rows(home, OUTPUT)
     stored = sum(r["source"] == "synthetic" for r in kept)
     assert 15 <= stored < 50
-    teacher.faults.latency_s = 0.0
-    calls_before_resume = teacher.calls
-    kinds_before_resume = dict(teacher.calls_by_kind)
+    server.faults.latency_s = 0.0
+    calls_before_resume = server.calls
+    kinds_before_resume = dict(server.calls_by_kind)
 
     await call(client, "resume_job", job_id=job_id)
     view, events = await wait_job(client, job_id)
@@ -398,28 +365,26 @@ async def test_killed_job_is_interrupted_then_resumes_from_the_cache(
     # the teacher for neither, and made fewer network calls than a fresh job's minimum (10 traces,
     # 1 policy, 50 answers).
     totals = view["result"]["teacher"]
-    resumed_calls = teacher.calls - calls_before_resume
+    resumed_calls = server.calls - calls_before_resume
     # The totals are the job's whole life (both attempts; a reply lost to the kill is not in the ledger).
-    assert resumed_calls < totals["calls"] <= teacher.calls
+    assert resumed_calls < totals["calls"] <= server.calls
     assert totals["cached_calls"] > 0
     for kind in ("trace", "policy"):
-        assert teacher.calls_by_kind[kind] == kinds_before_resume.get(kind, 0), f"{kind} asked again"
+        assert server.calls_by_kind[kind] == kinds_before_resume.get(kind, 0), f"{kind} asked again"
     assert resumed_calls < 10 + 1 + 50
-    assert teacher.calls_by_kind["answer"] - kinds_before_resume["answer"] <= 50 - stored
+    assert server.calls_by_kind["answer"] - kinds_before_resume["answer"] <= 50 - stored
 
 
 # -- budget, quote, secrets --------------------------------------------------------------------------
 
 
 @pytest.mark.slow
-async def test_budget_stops_the_job_cleanly_with_what_it_has(
-    client: Client, home: Path, teacher: TeacherServer
-) -> None:
+async def test_budget_stops_the_job_cleanly_with_what_it_has(client: Client, home: Path, server: TeacherServer) -> None:
     await make_dataset(client, holdout_fraction=0)
     # The stand-in model has no LiteLLM price: price it per token so the budget applies (~0.002 USD a call).
     started = await amplify(
         client,
-        teacher,
+        server,
         target_size=60,
         concurrency=2,
         max_cost_usd=0.05,
@@ -442,27 +407,27 @@ async def test_budget_stops_the_job_cleanly_with_what_it_has(
     assert view["progress"]["done"] == result["total_examples"] and view["progress"]["fraction"] < 1
 
 
-async def test_price_must_not_be_negative(client: Client, home: Path, teacher: TeacherServer) -> None:
+async def test_price_must_not_be_negative(client: Client, home: Path, server: TeacherServer) -> None:
     await make_dataset(client, holdout_fraction=0)
     before = footprint(home)
     for field in ("input_cost_per_token", "output_cost_per_token"):
         message = await call_error(
-            client, "amplify_dataset", dataset=DATASET, teacher=teacher.model, api_base=teacher.url, **{field: -1e-6}
+            client, "amplify_dataset", dataset=DATASET, teacher=server.model, api_base=server.url, **{field: -1e-6}
         )
         assert f"'{field}'" in message and ">= 0" in message
     assert footprint(home) == before
 
 
 async def test_dry_run_quotes_from_three_real_calls_and_starts_nothing(
-    client: Client, home: Path, teacher: TeacherServer
+    client: Client, home: Path, server: TeacherServer
 ) -> None:
     await make_dataset(client, holdout_fraction=0)
     before = footprint(home)
     quoted = await amplify(
-        client, teacher, target_size=200, dry_run=True, input_cost_per_token=1e-6, output_cost_per_token=2e-6
+        client, server, target_size=200, dry_run=True, input_cost_per_token=1e-6, output_cost_per_token=2e-6
     )
     assert quoted["job"] is None and quoted["target_size"] == 200 and quoted["seeds"] == 10
-    assert teacher.calls == 3
+    assert server.calls == 3
     quote = quoted["quote"]
     assert quote["sample_calls"] == 3 and quote["cached_sample_calls"] == 0
     assert quote["projected_total_calls"] == sum(quote["projected_calls"].values())
@@ -474,8 +439,8 @@ async def test_dry_run_quotes_from_three_real_calls_and_starts_nothing(
     assert quote["mean_latency_s"] > 0 and quote["estimated_duration_s"] > 0
 
     # Unpriced, the same quote projects tokens but no cost, and says so; its sample calls come from the cache.
-    again = (await amplify(client, teacher, target_size=200, dry_run=True))["quote"]
-    assert teacher.calls == 3 and again["cached_sample_calls"] == 3
+    again = (await amplify(client, server, target_size=200, dry_run=True))["quote"]
+    assert server.calls == 3 and again["cached_sample_calls"] == 3
     assert again["projected_total_calls"] == quote["projected_total_calls"]
     assert again["priced"] is False and again["projected_cost_usd"] is None
     assert any("no price" in note for note in again["notes"]), again["notes"]
@@ -484,14 +449,14 @@ async def test_dry_run_quotes_from_three_real_calls_and_starts_nothing(
 
 @pytest.mark.slow
 async def test_no_key_material_is_stored_or_logged(
-    client: Client, home: Path, teacher: TeacherServer, monkeypatch: pytest.MonkeyPatch
+    client: Client, home: Path, server: TeacherServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     secret = "sk-nd-" + "7f3a9c" * 6
     monkeypatch.setenv("ND_TEST_KEY", secret)
     monkeypatch.setenv("NANODISTILL_KEY_ENVS", "ND_TEST_KEY")  # the operator allows this variable
-    monkeypatch.setenv("NANODISTILL_API_BASES", teacher.url)  # ... to be sent to this server
+    monkeypatch.setenv("NANODISTILL_API_BASES", server.url)  # ... to be sent to this server
     await make_dataset(client, holdout_fraction=0)
-    started = await amplify(client, teacher, target_size=20, concurrency=4, api_key_env="ND_TEST_KEY")
+    started = await amplify(client, server, target_size=20, concurrency=4, api_key_env="ND_TEST_KEY")
     assert started["job"] is not None
     view, _ = await wait_job(client, started["job"]["id"])
     assert view["status"] == "succeeded", explain(home, view)
@@ -514,7 +479,7 @@ async def test_no_key_material_is_stored_or_logged(
 
 
 async def test_bad_amplify_requests_are_refused_before_any_job_starts(
-    client: Client, home: Path, teacher: TeacherServer, monkeypatch: pytest.MonkeyPatch
+    client: Client, home: Path, server: TeacherServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await make_dataset(client, holdout_fraction=0)
     await make_dataset(client, name="taken", seeds=SEEDS[:2], holdout_fraction=0)
@@ -528,7 +493,7 @@ async def test_bad_amplify_requests_are_refused_before_any_job_starts(
     con.close()
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.delenv("ND_UNSET_KEY", raising=False)
-    local = {"teacher": teacher.model, "api_base": teacher.url}
+    local = {"teacher": server.model, "api_base": server.url}
     cases: list[tuple[dict[str, Any], str]] = [
         ({"dataset": "nope", **local}, "no dataset"),
         ({"dataset": "all-held-out", **local}, "no seed examples"),
@@ -546,10 +511,10 @@ async def test_bad_amplify_requests_are_refused_before_any_job_starts(
         ({"dataset": DATASET, "teacher": "anthropic/claude-3-5-haiku-latest"}, "ANTHROPIC_API_KEY"),
         ({"dataset": DATASET, **local, "api_key_env": "ND_UNSET_KEY"}, "ND_UNSET_KEY"),
         (
-            {"dataset": DATASET, "teacher": teacher.model, "api_base": f"http://127.0.0.1:{closed_port()}/v1"},
+            {"dataset": DATASET, "teacher": server.model, "api_base": f"http://127.0.0.1:{closed_port()}/v1"},
             "unreachable",
         ),
-        ({"dataset": DATASET, "teacher": teacher.model, "api_base": "ftp://example.invalid"}, "not an http(s) URL"),
+        ({"dataset": DATASET, "teacher": server.model, "api_base": "ftp://example.invalid"}, "not an http(s) URL"),
         ({"dataset": DATASET, **local, "output_dataset": "taken"}, "'output_dataset': a dataset named 'taken'"),
         ({"dataset": DATASET, **local, "output_dataset": "bad name!"}, "'output_dataset'"),
     ]
@@ -558,7 +523,7 @@ async def test_bad_amplify_requests_are_refused_before_any_job_starts(
         message = await call_error(client, "amplify_dataset", **args)
         assert expected in message, (args, message)
         assert footprint(home) == before, args
-    assert teacher.calls == 0
+    assert server.calls == 0
 
 
 async def test_job_tools_refuse_unknown_ids_and_bad_arguments(client: Client, home: Path) -> None:

@@ -4,8 +4,10 @@ start-up writability check (no MCP, no job processes)."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
+import anyio
 import pytest
 
 from nanodistill.store import teacher_calls
@@ -69,3 +71,27 @@ def test_check_writable_refuses_a_database_it_cannot_write(tmp_path: Path) -> No
     assert path.exists()
     with pytest.raises((sqlite3.Error, OSError)):
         check_writable(tmp_path / "missing-folder" / "nanodistill.db")
+
+
+async def test_a_write_cancelled_while_it_begins_leaves_no_transaction_open(tmp_path: Path) -> None:
+    """What once made an amplify job die `interrupted` instead of `failed`: an event write cancelled while its
+    BEGIN waited on aiosqlite's thread left the connection inside a transaction, so the job could not
+    record how it ended."""
+    path = tmp_path / "store.db"
+    store = await Store.open(path)
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # holds the write lock, so the store's BEGIN waits (busy_timeout)
+        threading.Timer(0.5, other.execute, ("ROLLBACK",)).start()
+        with anyio.move_on_after(0.1) as waited:
+            async with store.write() as db:
+                await db.execute("CREATE TABLE never (x)")
+        assert waited.cancelled_caught
+        async with store.write() as db:
+            await db.execute("CREATE TABLE later (x)")
+        assert not store.db.in_transaction
+        tables = {row[0] for row in await store.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert "later" in tables and "never" not in tables
+    finally:
+        other.close()
+        await store.close()
