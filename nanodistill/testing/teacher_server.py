@@ -40,6 +40,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from nanodistill.evaluate.judge import JudgeItem, judge_request
 from nanodistill.teacher.prompts import prompt_count, prompt_gold, prompt_input, prompt_kind
 from nanodistill.testing import toy_sentiment
+from nanodistill.testing.stand_in_tasks import Task, task_for
 
 MODEL = "stand-in-teacher"
 
@@ -155,6 +156,19 @@ def _judge(item: JudgeItem, faults: Faults) -> str:
     return json.dumps({"score": round(f1, 2), "reason": f"{shared} of {sum(gold.values())} reference words present"})
 
 
+def _task_reply(task: Task, messages: list[dict[str, str]], kind: str | None, user_input: str | None) -> str | None:
+    """The reply for the benchmarks' other tasks (`stand_in_tasks`), picked by the instruction the prompt carries."""
+    if kind in ("trace", "answer", "explain") and user_input is not None:
+        gold = (prompt_gold(messages) if kind == "explain" else None) or task.label(user_input)
+        return json.dumps({"reasoning": task.explain(user_input, gold), "answer": gold})
+    if kind == "policy":
+        return task.policy()
+    if kind == "generate":
+        rng = random.Random(hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).digest())
+        return json.dumps({"inputs": task.generate(rng, prompt_count(messages) or 8, messages[0]["content"])})
+    return None
+
+
 def _reply_text(messages: list[dict[str, str]], faults: Faults) -> str:
     """The deterministic reply to one of the amplifier's prompts or a judge's (or an echo for anything else)."""
     judged = judge_request(messages)
@@ -162,6 +176,10 @@ def _reply_text(messages: list[dict[str, str]], faults: Faults) -> str:
         return _judge(judged, faults)
     kind = prompt_kind(messages)
     user_input = prompt_input(messages)
+    task = task_for(messages[0].get("content") or "") if messages else None
+    reply = _task_reply(task, messages, kind, user_input) if task is not None else None
+    if reply is not None:
+        return reply
     if kind == "answer" and user_input is not None and faults.take("off_label"):
         return json.dumps({"reasoning": "The review is about fruit.", "answer": "banana"})
     if kind in ("trace", "answer") and user_input is not None:
