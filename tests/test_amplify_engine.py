@@ -147,7 +147,9 @@ async def test_malformed_and_empty_replies_are_skipped(server: TeacherServer) ->
     recorder = Recorder()
     result = await _amplify(_teacher(server), recorder, target_size=40, concurrency=4)
     assert result.stopped_reason == "target" and len(recorder.accepted) == 30
-    assert result.malformed_replies == 9
+    # every bad reply is an original (sent back once: a repair) or a repair that came back bad (malformed)
+    repairs, repaired = result.teacher["repairs"], result.teacher["repaired"]
+    assert repairs + result.malformed_replies == 9 and repaired == repairs - result.malformed_replies
     assert any(level == "warning" for level, _ in recorder.events)
 
 
@@ -219,12 +221,14 @@ async def test_a_teacher_that_only_repeats_itself_stops_after_max_rounds(server:
 
 
 @pytest.mark.anyio
-async def test_a_quote_makes_three_calls_that_the_job_reuses(server: TeacherServer, store: Store) -> None:
+async def test_a_quote_makes_six_calls_that_the_job_reuses(server: TeacherServer, store: Store) -> None:
     teacher = _teacher(server, store, input_cost_per_token=1e-6, output_cost_per_token=2e-6)
     config = AmplifyConfig(target_size=60, concurrency=8)
     estimate = await quote(_seeds(), instruction=toy_sentiment.INSTRUCTION, teacher=teacher, config=config)
 
-    assert estimate.sample_calls == 3 and server.calls == 3
+    # four traces (one alone, three at once: the parallelism probe), a generation and an answer
+    assert estimate.sample_calls == 6 and server.calls == 6 and server.calls_by_kind["trace"] == 4
+    assert estimate.format_adherence == {"replies": 6, "readable": 6, "repaired": 0, "rate": 1.0}
     assert estimate.projected_calls["trace"] == 10 and estimate.projected_calls["answer"] == 50
     assert estimate.projected_calls["generate"] >= 7
     assert estimate.priced and estimate.projected_cost_usd is not None and estimate.projected_cost_usd > 0
@@ -233,7 +237,7 @@ async def test_a_quote_makes_three_calls_that_the_job_reuses(server: TeacherServ
 
     job_teacher = _teacher(server, store)
     await _amplify(job_teacher, Recorder(), target_size=60, concurrency=8)
-    assert job_teacher.totals.cached_calls >= 2
+    assert job_teacher.totals.cached_calls >= 5
 
 
 def test_generation_replies_are_read_in_every_common_shape() -> None:

@@ -1,11 +1,14 @@
 """Reading teacher replies tolerantly: JSON first, then the shapes models drift into.
 
+Small and local teachers get the content right and the wrapping wrong: a code fence (closed or not),
+prose before or after the object, trailing commas, single quotes, `answer:` lines instead of JSON.
 Each parser returns None for a reply it cannot read, and the pipeline counts it as malformed.
 Nothing is guessed: a reply counts only when it has the asked-for fields or list items.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from collections.abc import Iterator
@@ -15,7 +18,14 @@ from pydantic import BaseModel, ValidationError, field_validator
 
 from nanodistill.data.similarity import normalize
 
-_FENCE = re.compile(r"```[\w-]*\s*\n(.*?)```", re.DOTALL)
+_FENCE = re.compile(r"```[\w-]*\s*\n(.*?)(?:```|\Z)", re.DOTALL)
+_TRAILING_COMMA = re.compile(r",(\s*[}\]])")
+_ANSWER_LINE = re.compile(
+    r"^[\W_]*(?:final\s+)?answer[\W_]*:[ \t]*(?P<answer>\S.*?)[ \t]*$", re.IGNORECASE | re.MULTILINE
+)
+_REASONING_LABEL = re.compile(r"^[\W_]*(?:reasoning|rationale)[\W_]*:\s*", re.IGNORECASE)
+MAX_EMBEDDED = 20  # object openings tried in a reply that holds one amid other text
+MAX_LITERAL_CHARS = 20_000
 _ITEM = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s+(.*\S)\s*$")
 _JSON_FIELD = r'"{name}"\s*:\s*"((?:[^"\\]|\\.)*)"'
 _LABELLED = re.compile(
@@ -57,8 +67,39 @@ class AnswerReply(BaseModel):
         return text.strip()
 
 
+def _loads(candidate: str) -> Any:
+    """Strict JSON, then the near misses: trailing commas, then Python-style literals (single quotes)."""
+    try:
+        return json.loads(candidate, strict=False)
+    except ValueError:
+        pass
+    relaxed = _TRAILING_COMMA.sub(r"\1", candidate)
+    try:
+        return json.loads(relaxed, strict=False)
+    except ValueError:
+        pass
+    if len(candidate) > MAX_LITERAL_CHARS or not candidate.lstrip().startswith(("{", "[")):
+        raise ValueError("not a literal")
+    try:
+        return ast.literal_eval(candidate)
+    except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError) as exc:
+        raise ValueError("not a literal") from exc
+
+
+def _embedded(text: str) -> Iterator[Any]:
+    """JSON values that start inside the text and end before its end (prose after the object)."""
+    decoder = json.JSONDecoder(strict=False)
+    starts = [i for i, char in enumerate(text) if char in "{["][:MAX_EMBEDDED]
+    for start in starts:
+        try:
+            yield decoder.raw_decode(text, start)[0]
+        except ValueError:
+            continue
+
+
 def _json_values(text: str) -> Iterator[Any]:
-    """Every JSON value the reply plausibly holds: all of it, fenced blocks, the outermost braces."""
+    """Every JSON value the reply plausibly holds: all of it, fenced blocks, the outermost braces, and
+    each object or list embedded in prose."""
     candidates = [text.strip(), *(block.strip() for block in _FENCE.findall(text))]
     for opening, closing in (("{", "}"), ("[", "]")):
         start, end = text.find(opening), text.rfind(closing)
@@ -66,9 +107,10 @@ def _json_values(text: str) -> Iterator[Any]:
             candidates.append(text[start : end + 1])
     for candidate in candidates:
         try:
-            yield json.loads(candidate, strict=False)
+            yield _loads(candidate)
         except ValueError:
             continue
+    yield from _embedded(text)
 
 
 def _unquote(text: str) -> str:
@@ -137,6 +179,11 @@ def parse_answer(text: str) -> AnswerReply | None:
     labelled = _LABELLED.search(text)
     if labelled:
         attempts.append((labelled["reasoning"], labelled["answer"]))
+    lines = list(_ANSWER_LINE.finditer(text))
+    if lines:  # prose reasoning, then an `answer: ...` line (the last one counts)
+        last = lines[-1]
+        before = _REASONING_LABEL.sub("", text[: last.start()].strip())
+        attempts.append((before or None, _unquote(last["answer"].strip("*_` ").strip())))
     for reasoning, answer in attempts:
         try:
             return AnswerReply.model_validate({"reasoning": reasoning, "answer": answer})

@@ -33,10 +33,15 @@ from nanodistill.amplify.schedule import held_out_size, is_held_out
 from nanodistill.data.similarity import NearDuplicateIndex, normalize
 from nanodistill.errors import NanodistillError
 from nanodistill.teacher import prompts
-from nanodistill.teacher.client import TeacherClient, TeacherReply
+from nanodistill.teacher.client import Readable, TeacherClient, TeacherReply
 
 REPLY_ATTEMPTS = 4
-MALFORMED_STREAK_LIMIT = 25
+# A teacher whose JSON replies (after one repair each) were readable in under ADHERENCE_FLOOR of the last
+# ADHERENCE_WINDOW, once at least ADHERENCE_MIN_REPLIES are in, cannot give a dataset: the job ends with that
+# verdict instead of minutes of retries.
+ADHERENCE_WINDOW = 40
+ADHERENCE_MIN_REPLIES = 10
+ADHERENCE_FLOOR = 0.2
 PROMPT_EXAMPLES = 3
 STOP_POLL_S = 0.2
 
@@ -103,7 +108,7 @@ class _Amplification:
         self.duplicates = 0
         self.disagreements = 0
         self.malformed = 0
-        self.malformed_streak = 0
+        self.readable: deque[bool] = deque(maxlen=ADHERENCE_WINDOW)  # recent JSON replies: read or not
         self.labels = None if config.open_labels else closed_labels([s.output for s in seeds])
         self.rejected: Counter[str] = Counter()
         self.stopped: StopReason | None = None
@@ -272,28 +277,50 @@ class _Amplification:
         """Ask until the reply parses (up to REPLY_ATTEMPTS, each a distinct cache key)."""
         keys: list[str] = []
         for attempt in range(REPLY_ATTEMPTS):
-            seed_tag = f"{tag}-retry{attempt}" if attempt else tag
-            reply = await self.teacher.complete(messages, temperature=self.config.temperature, seed_tag=seed_tag)
-            self._priced(kind, reply)
-            keys.append(reply.key)
-            await self._check_pricing()
-            parsed = parse(reply.text)
-            if parsed is not None:
-                self.malformed_streak = 0
-                return parsed, keys
-            await self._malformed(kind, reply.key)
+            read = await self._read(kind, messages, parse, f"{tag}-retry{attempt}" if attempt else tag)
+            keys += [reply.key for reply in read.replies]
+            if read.value is not None:
+                return read.value, keys
         return None, keys
+
+    async def _read(
+        self, kind: str, messages: list[dict[str, str]], parse: Callable[[str], Any], seed_tag: str
+    ) -> Readable[Any]:
+        """One reply, read: the policy is plain text; the other steps ask for JSON, with one repair request
+        when the reply cannot be read. Each JSON reply counts towards the teacher's format adherence."""
+        temperature = self.config.temperature
+        if kind == "policy":
+            reply = await self.teacher.complete(messages, temperature=temperature, seed_tag=seed_tag)
+            read: Readable[Any] = Readable(parse(reply.text), [reply])
+        else:
+            read = await self.teacher.complete_readable(messages, parse, temperature=temperature, seed_tag=seed_tag)
+            self.readable.append(read.value is not None)
+        for reply in read.replies:
+            self._priced(kind, reply)
+        await self._check_pricing()
+        if read.value is None:
+            await self._malformed(kind, read.replies[-1].key)
+        return read
 
     async def _malformed(self, kind: str, key: str) -> None:
         self.malformed += 1
-        self.malformed_streak += 1
-        if self.malformed_streak >= MALFORMED_STREAK_LIMIT:
-            raise NanodistillError(
-                f"the teacher's last {self.malformed_streak} replies could not be read (expected JSON such as "
-                '{"reasoning": ..., "answer": ...} or {"inputs": [...]}): check that the model follows '
-                "instructions, or choose a stronger teacher"
-            )
+        verdict = self._format_verdict()
+        if verdict is not None:
+            raise NanodistillError(verdict)
         await self.hooks.on_event("warning", f"unreadable teacher reply to a {kind} prompt; skipped", {"key": key})
+
+    def _format_verdict(self) -> str | None:
+        """Why the job should stop, once the teacher's recent JSON replies are mostly unreadable."""
+        seen, followed = len(self.readable), sum(self.readable)
+        if seen < ADHERENCE_MIN_REPLIES or followed >= ADHERENCE_FLOOR * seen:
+            return None
+        where = f" at {self.teacher.api_base}" if self.teacher.api_base else ""
+        return (
+            f"teacher {self.teacher.model}{where} followed the reply format in {followed} of {seen} replies "
+            f"({followed / seen:.0%}; the other replies could not be read, even when asked again for just the JSON "
+            '{"reasoning": ..., "answer": ...} or {"inputs": [...]}): pick a stronger teacher, one that follows '
+            "instructions"
+        )
 
     async def _check_pricing(self) -> None:
         """Say once that a budget cannot hold when the teacher's model has no price."""
@@ -357,19 +384,16 @@ class _Amplification:
             self.seeds, self.instruction, self.config.batch_size, self.generation_calls
         )
         self.generation_calls += 1
-        reply = await self.teacher.complete(messages, temperature=self.config.temperature)
-        self._priced("generate", reply)
-        await self._check_pricing()
-        if reply.cached:
+        read = await self._read("generate", messages, parse_inputs, "")
+        if read.replies[0].cached:
             self.replayed_calls += 1
-        inputs = parse_inputs(reply.text)
+        inputs: list[str] | None = read.value
         batch = [] if inputs is None else inputs[: self.config.batch_size]
         fresh = [text for text in batch if normalize(text) not in self.earlier]
         self.requested_inputs += self.config.batch_size - (len(batch) - len(fresh))
         if inputs is None:
-            await self._malformed("generate", reply.key)
             return
-        self.malformed_streak = 0
+        reply = read.replies[-1]
         for text in fresh:
             if self.index.find(text) is not None:
                 self.duplicates += 1

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import anyio
 
 from nanodistill.errors import NanodistillError
+from nanodistill.teacher import prompts
 from nanodistill.teacher.adaptive import Outcome, Slot, TailTracker, endpoint_gate
 from nanodistill.teacher.cache import CachedReply, TeacherCache, cache_key
 from nanodistill.teacher.limits import RateLimiter
@@ -43,6 +45,9 @@ MAX_HEDGES = 2
 HEDGE_BUDGET = 0.1
 HEDGE_SPARE = 3
 HEDGE_POLL_S = 0.25
+JSON_MODE = {"type": "json_object"}
+
+T = TypeVar("T")
 
 
 class TeacherError(NanodistillError):
@@ -66,7 +71,9 @@ class TeacherTotals:
     `priced` is False once a call's model had no price, and `cost_usd` then counts priced calls.
     `hedges` counts duplicates sent for slow calls, `hedge_wins` the calls a duplicate answered first
     (a cancelled duplicate is counted as a call at its winner's price); `concurrency_limit` is the
-    calls in flight the client settled on for this endpoint, at most the ceiling it was given."""
+    calls in flight the client settled on for this endpoint, at most the ceiling it was given.
+    `repairs` counts unreadable replies sent back asking for just the JSON, `repaired` those that
+    came back readable."""
 
     calls: int = 0
     cached_calls: int = 0
@@ -80,9 +87,24 @@ class TeacherTotals:
     hedges: int = 0
     hedge_wins: int = 0
     concurrency_limit: int | None = None
+    repairs: int = 0
+    repaired: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Readable(Generic[T]):
+    """A reply as read: `value` is None when even the repair came back unreadable; `replies` are the
+    network or cached replies it took (one, or two with the repair)."""
+
+    value: T | None
+    replies: list[TeacherReply]
+
+    @property
+    def repaired(self) -> bool:
+        return self.value is not None and len(self.replies) > 1
 
 
 @dataclass
@@ -156,6 +178,7 @@ class TeacherClient:
         self._rate = RateLimiter(rpm, tpm)
         self._not_before = 0.0
         self._unpriced = False
+        self._json_mode: bool | None = None  # whether the provider takes response_format (asked once)
 
     async def complete(
         self,
@@ -164,11 +187,15 @@ class TeacherClient:
         temperature: float = 0.7,
         max_tokens: int | None = None,
         seed_tag: str = "",
+        json_reply: bool = False,
     ) -> TeacherReply:
-        """One chat completion, from the cache when this exact request was made before."""
+        """One chat completion, from the cache when this exact request was made before. `json_reply` asks
+        the provider's JSON mode where LiteLLM says it has one (a small model then cannot wander off it)."""
         params: dict[str, Any] = {"temperature": temperature}
         if max_tokens is not None:
             params["max_tokens"] = max_tokens
+        if json_reply and self._takes_json_mode():
+            params["response_format"] = JSON_MODE
         key = cache_key(self.routed_model, self.api_base, messages, params, seed_tag)
         if self.cache is not None:
             hit = await self.cache.get(key)
@@ -183,6 +210,52 @@ class TeacherClient:
             reply.text, reply.prompt_tokens, reply.completion_tokens, reply.cost_usd, False, key, reply.latency_s
         )
 
+    async def complete_readable(
+        self,
+        messages: list[dict[str, str]],
+        read: Callable[[str], T | None],
+        *,
+        temperature: float = 0.7,
+        seed_tag: str = "",
+    ) -> Readable[T]:
+        """A JSON reply read by `read`; an unreadable one is sent back once asking for just the JSON, so a
+        reply counts as malformed only when the repair is unreadable too."""
+        first = await self.complete(messages, temperature=temperature, seed_tag=seed_tag, json_reply=True)
+        return await self.read_or_repair(messages, first, read, temperature=temperature, seed_tag=seed_tag)
+
+    async def read_or_repair(
+        self,
+        messages: list[dict[str, str]],
+        first: TeacherReply,
+        read: Callable[[str], T | None],
+        *,
+        temperature: float = 0.7,
+        seed_tag: str = "",
+    ) -> Readable[T]:
+        """`first` (the reply to `messages`) read, or else its one repair request read."""
+        value = read(first.text)
+        if value is not None:
+            return Readable(value, [first])
+        self.totals.repairs += 1
+        second = await self.complete(
+            prompts.repair_messages(messages, first.text), temperature=temperature, seed_tag=seed_tag, json_reply=True
+        )
+        value = read(second.text)
+        if value is not None:
+            self.totals.repaired += 1
+        return Readable(value, [first, second])
+
+    def _takes_json_mode(self) -> bool:
+        if self._json_mode is None:
+            litellm = load_litellm()
+            try:
+                _, provider, _, _ = litellm.get_llm_provider(model=self.routed_model, api_base=self.api_base)
+                supported = litellm.get_supported_openai_params(model=self.routed_model, custom_llm_provider=provider)
+            except Exception:
+                supported = None
+            self._json_mode = "response_format" in (supported or [])
+        return self._json_mode
+
     async def _call_with_retries(self, messages: list[dict[str, str]], params: dict[str, Any]) -> CachedReply:
         litellm = load_litellm()
         key = api_key(self.model, self.api_base, self.api_key_env)
@@ -195,6 +268,10 @@ class TeacherClient:
             except Exception as exc:
                 failure = classify(exc)
                 detail = redact(str(exc), (key,) if key else ())[:300]
+                if failure.status == 400 and params.pop("response_format", None) is not None:
+                    self._json_mode = False  # a server that rejects JSON mode is asked plainly from now on
+                    log.warning("teacher %s rejected JSON mode (%s); asking without it", self.model, detail)
+                    continue
                 if not failure.retryable or attempt >= self.max_retries:
                     raise TeacherError(self._give_up_message(failure, attempt + 1, detail)) from None
             wait = backoff_s(attempt, failure, base_s=self.backoff_base_s, cap_s=self.backoff_cap_s)

@@ -109,6 +109,26 @@ def answer_messages(
     return [_system("answer", instruction), {"role": "user", "content": user}]
 
 
+REPAIR_MARKER = "[nanodistill:repair]"
+
+
+def repair_messages(messages: list[dict[str, str]], reply: str) -> list[dict[str, str]]:
+    """The conversation so far plus its unreadable reply, asking once for just the JSON: small models often
+    get the content right and the wrapping wrong (prose around it, a code fence, a missing brace)."""
+    ask = (
+        f"{REPAIR_MARKER}\nYour reply could not be read. Reply again with only the JSON object the instructions "
+        "above ask for: no prose, no code fence, nothing before or after it."
+    )
+    return [*messages, {"role": "assistant", "content": reply[:4000]}, {"role": "user", "content": ask}]
+
+
+def repaired_prompt(messages: list[dict[str, str]]) -> list[dict[str, str]] | None:
+    """The original prompt of a repair request (read by the local stand-in teacher), or None."""
+    if len(messages) >= 3 and REPAIR_MARKER in (messages[-1].get("content") or ""):
+        return messages[:-2]
+    return None
+
+
 def prompt_kind(messages: list[dict[str, str]]) -> PromptKind | None:
     """Which amplifier step wrote these messages (read by the local stand-in teacher)."""
     for message in messages:

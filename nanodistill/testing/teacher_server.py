@@ -4,6 +4,7 @@ Tests and the offline demo reach it through LiteLLM exactly like a hosted provid
 the amplifier's prompts deterministically for the toy sentiment task (`toy_sentiment`), grades a
 judge's prompts (`evaluate/judge.py`) by word overlap with the reference, and can
 be told to misbehave: latency, 429 with Retry-After, 500, hangs, malformed or empty replies,
+JSON wrapped the way small models wrap it (`wrapped`) or never given at all (`never_json`),
 wrong or off-label answers, calls that never answer (`stall_every`), and to serve one request at a
 time like a local server (`serial`: Ollama, llama.cpp and mlx_lm queue the rest). Switches are
 attributes of `server.faults` (set them while it runs) and are also settable from another process
@@ -38,7 +39,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nanodistill.evaluate.judge import JudgeItem, judge_request
-from nanodistill.teacher.prompts import prompt_count, prompt_gold, prompt_input, prompt_kind
+from nanodistill.teacher.prompts import prompt_count, prompt_gold, prompt_input, prompt_kind, repaired_prompt
 from nanodistill.testing import toy_sentiment
 from nanodistill.testing.stand_in_tasks import Task, task_for
 
@@ -56,6 +57,8 @@ class Faults:
     hang: int = 0
     hang_s: float = 120.0
     malformed: int = 0
+    wrapped: int = 0  # JSON replies in a code fence, amid prose, or single-quoted with a trailing comma
+    never_json: bool = False  # JSON replies, repairs included, come back as prose: a teacher that cannot follow it
     empty: int = 0
     wrong_answers: int = 0
     off_label: int = 0  # answers (not traces) outside the task's labels: {"answer": "banana"}
@@ -211,6 +214,25 @@ def _completion(text: str, messages: list[dict[str, str]]) -> dict[str, Any]:
     }
 
 
+_JSON_KINDS = ("trace", "explain", "answer", "generate")
+
+
+def _misformatted(text: str, style: int) -> str:
+    """A JSON reply as small models give it: fenced, amid prose, or Python-quoted with a trailing comma."""
+    if style % 3 == 0:
+        return f"Sure! Here is my reply:\n```json\n{text}\n```\nLet me know if you need anything else."
+    if style % 3 == 1:
+        return f"Of course. {text} I hope this helps!"
+    return repr(json.loads(text))[:-1] + ",}"
+
+
+def _prose(kind: str | None) -> str:
+    """A reply that ignores the asked-for format and holds nothing a tolerant reader could take."""
+    if kind == "generate":
+        return "There are many kinds of reviews people could write, about food, films and gadgets."
+    return "This one is interesting. It says something about the product, and people may feel either way."
+
+
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": "server_error"}}, status, headers=headers)
 
@@ -321,7 +343,13 @@ class TeacherServer:
         elif faults.take("malformed"):
             text = '{"reasoning": "The review uses the keyword'
         else:
-            text = _reply_text(messages, faults)
+            asked = repaired_prompt(messages) or messages  # a repair request is answered as its original
+            kind = prompt_kind(asked)
+            text = _reply_text(asked, faults)
+            if kind in _JSON_KINDS and faults.never_json:
+                text = _prose(kind)
+            elif kind in _JSON_KINDS and faults.take("wrapped"):
+                text = _misformatted(text, faults.wrapped)
         return JSONResponse(_completion(text, messages))
 
     async def _models(self, request: Request) -> Response:
