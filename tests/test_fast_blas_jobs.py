@@ -85,6 +85,7 @@ async def test_training_losses_match_with_and_without_the_fast_path(
 
 
 async def query_over_stdio(home: Path, base: Path, fast_blas: str) -> list[str]:
+    """The stdio server a desktop host starts: only the model's folder is an allowed folder."""
     params = StdioServerParameters(
         command=sys.executable,
         args=["-m", "server.main"],
@@ -92,6 +93,7 @@ async def query_over_stdio(home: Path, base: Path, fast_blas: str) -> list[str]:
             "NANODISTILL_HOME": str(home),
             "NANODISTILL_FAST_BLAS": fast_blas,
             "NANODISTILL_BLAS_CACHE": os.environ["NANODISTILL_BLAS_CACHE"],
+            "NANODISTILL_IMPORT_ROOTS": str(base.parent),
         },
     )
     async with Client(params) as client:
