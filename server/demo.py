@@ -110,7 +110,10 @@ async def _demo(as_json: bool, tiny: bool) -> int:
         async with session() as client:
             student, training, used_tiny = await _student(client, tiny)
             name = await _unique_name(client, "demo-sentiment")
-            say(f"distill: {SEEDS} seeds -> {TARGET_SIZE} examples -> LoRA on {student} -> report card")
+            say(
+                f"distill: {SEEDS} seeds -> {TARGET_SIZE} examples -> LoRA on {student} -> report card "
+                "(vs the untrained base and a seeds-only student)"
+            )
             job = await call(
                 client,
                 "distill",
@@ -144,6 +147,7 @@ async def _demo(as_json: bool, tiny: bool) -> int:
     figures = {
         "student_score": report.get("student_score"),
         "base_score": report.get("base_score"),
+        "seeds_only_score": report.get("seeds_only_score"),
         "n_test": report.get("n_test"),
         "test_source": report.get("main_source"),
         "student": "tiny from-scratch (fallback)" if used_tiny else "SmolLM2-135M-Instruct",
@@ -151,8 +155,9 @@ async def _demo(as_json: bool, tiny: bool) -> int:
         "wall_s": round(time.monotonic() - started, 1),
     }
     say(
-        f"\nstudent {figures['student_score']} vs untrained base {figures['base_score']} on {figures['n_test']} "
-        f"held-out examples ({figures['test_source']}), in {figures['wall_s']} s.\n"
+        f"\nstudent {figures['student_score']} vs untrained base {figures['base_score']} vs seeds-only "
+        f"{figures['seeds_only_score']} (the same options on the {SEEDS} seeds alone: did the teacher help?) on "
+        f"{figures['n_test']} held-out examples ({figures['test_source']}), in {figures['wall_s']} s.\n"
     )
     say(NEXT_STEPS)
     if as_json:

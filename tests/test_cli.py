@@ -22,7 +22,9 @@ from nanodistill.testing.tiny_student import build_tiny_student
 from nanodistill.testing.toy_sentiment import INSTRUCTION
 from tests.test_distill import SEEDS, TRAINING
 
-DEMO_KEYS = {"student_score", "base_score", "n_test", "wall_s", "student", "model_id", "test_source"}
+DEMO_KEYS = {
+    "student_score", "base_score", "seeds_only_score", "n_test", "wall_s", "student", "model_id", "test_source",
+}  # fmt: skip
 
 
 def cli_command() -> list[str]:
@@ -180,6 +182,7 @@ def demo(home: Path, *flags: str, timeout: float) -> tuple[dict[str, Any], str]:
     assert set(figures) >= DEMO_KEYS, figures
     assert isinstance(figures["n_test"], int) and figures["n_test"] > 0
     assert 0 <= figures["student_score"] <= 1 and 0 <= figures["base_score"] <= 1
+    assert 0 <= figures["seeds_only_score"] <= 1, "the demo's card scores the seeds-only baseline"
     assert figures["wall_s"] > 0 and figures["model_id"].startswith("model_")
     assert "# Student report card" in out and "STAND-IN teacher" in done.stderr
     return figures, done.stderr

@@ -146,7 +146,9 @@ async def test_distill_over_stdio_as_claude_desktop_drives_it(
 
         markdown = (await client.read_resource(result["card"])).contents[0].text  # type: ignore[union-attr]
         assert markdown.startswith("# toy\n\n# Student report card")
-        assert "## Scores" in markdown and "| source | examples | metric | base | student |" in markdown
+        # distill evaluates against the untrained base and a student trained on the seeds alone
+        assert result["baselines"] == ["base", "seeds_only"] and card["seeds_only_score"] is not None
+        assert "## Scores" in markdown and "| source | examples | metric | base | seeds-only | student |" in markdown
         assert "holdout seeds" in markdown
 
         model = await call(client, "get_model", model="toy")

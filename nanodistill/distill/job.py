@@ -10,15 +10,25 @@ from typing import Any
 
 from nanodistill.amplify.plan import amplify_params
 from nanodistill.distill.plan import DistillParams
-from nanodistill.evaluate.plan import EvaluateParams
+from nanodistill.evaluate.plan import Baseline, EvaluateParams, check_seeds_only
 from nanodistill.evaluate.sources import test_sources
 from nanodistill.jobs.context import JobContext
+from nanodistill.jobs.plan import Problems
 from nanodistill.jobs.run import run_child
 from nanodistill.kinds import KINDS
 from nanodistill.store import datasets as ds
+from nanodistill.store import models as models_db
 from nanodistill.train.plan import TrainParams
 
 SPANS = {"amplify": (0.0, 40.0), "train": (40.0, 50.0), "evaluate": (90.0, 10.0)}
+
+
+async def affordable_baselines(ctx: JobContext, model_id: str) -> list[Baseline]:
+    """base, plus seeds_only when evaluate's own check passes (seeds that can be split into batches, and
+    amplified rows to compare with): a distill should answer "did the teacher help?" whenever it can."""
+    problems = Problems()
+    await check_seeds_only(ctx.store, await models_db.get_model(ctx.store, model_id), problems)
+    return ["base"] if problems.found else ["base", "seeds_only"]
 
 
 async def run_distill_job(ctx: JobContext) -> dict[str, Any]:
@@ -72,16 +82,19 @@ async def run_distill_job(ctx: JobContext) -> dict[str, Any]:
         )
         result["note"] = "not evaluated: no held-out examples; run evaluate_student with a test_dataset"
         return result
+    baselines = await affordable_baselines(ctx, model_id)
     evaluated = await run_child(
         ctx,
         "evaluate",
         KINDS["evaluate"],
-        EvaluateParams(model_id=model_id),
-        "stage 3/3: evaluating student vs base on held-out examples",
+        EvaluateParams(model_id=model_id, baselines=baselines),
+        f"stage 3/3: evaluating student vs {' and '.join(baselines)} on held-out examples",
     )
     await ctx.progress(100, 100)
     result["report_card"] = {
-        k: evaluated.get(k) for k in ("ready", "verdict", "main_source", "student_score", "base_score", "n_test")
+        k: evaluated.get(k)
+        for k in ("ready", "verdict", "main_source", "student_score", "base_score", "seeds_only_score", "n_test")
     }
+    result["baselines"] = baselines
     result["card"] = f"nanodistill://models/{model_id}/card"
     return result

@@ -96,7 +96,8 @@ async def train_seeds_only(ctx: JobContext, model: models_db.Model) -> tuple[See
     )
 
     def on_report(entry: dict[str, Any]) -> None:
-        anyio.from_thread.run(ctx.progress, entry["iteration"], config.iters)
+        # The first half of the job's progress; scoring (see run_evaluate_job) is the second, so it only moves on.
+        anyio.from_thread.run(ctx.progress, entry["iteration"], 2 * config.iters)
 
     result = await anyio.to_thread.run_sync(
         lambda: run_training(config, work / "data", work / "adapter", on_report=on_report, should_stop=ctx.should_stop)
@@ -153,6 +154,8 @@ async def run_evaluate_job(ctx: JobContext) -> dict[str, Any]:
     seen = await train_inputs(ctx.store, model.dataset_id)
 
     def on_progress(done: int, total: int) -> None:
+        if seeds_card is not None:  # the baseline's training was the first half
+            done, total = total + done, 2 * total
         anyio.from_thread.run(ctx.progress, done, total)
 
     training = {
