@@ -240,7 +240,7 @@ async def test_amplify_job_rides_out_a_misbehaving_teacher(
     await make_dataset(client, holdout_fraction=0)
     server.faults.update(FAULTS[faults])
     started = await amplify(client, server, target_size=24, concurrency=4)
-    view, events = await wait_job(client, started["job"]["id"])
+    view, _ = await wait_job(client, started["job"]["id"])
     assert view["status"] == "succeeded", explain(home, view)
     counted = [name for name in FAULTS[faults] if not name.endswith("_s")]
     assert all(getattr(server.faults, name) == 0 for name in counted), server.faults.snapshot()

@@ -61,4 +61,3 @@ def hold_job_lock(home: Path, job_id: str) -> bool:
         return False
     _held.append(fd)  # kept open: the lock lasts until the process exits
     return True
-
