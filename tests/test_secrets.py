@@ -78,7 +78,7 @@ async def test_a_provider_key_never_goes_to_a_custom_base(client: Client, server
     """Without api_key_env, an OpenAI-compatible URL the operator did not allow gets a placeholder."""
     args = await dry_run_args(client, server)
     quoted = await call(client, "amplify_dataset", **args)
-    assert quoted["quote"]["sample_calls"] == 3
+    assert quoted["quote"]["sample_calls"] == 6  # the dry run: one trace alone, three at once, two more
     assert leaked(server, PROVIDER_SECRET, SECRET) == []
     assert authorizations(server) == {f"Bearer {PLACEHOLDER_KEY}"}
 
