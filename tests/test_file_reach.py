@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +21,7 @@ from mcp import Client, StdioServerParameters
 
 from server.app import build_server
 from tests.mcp_helpers import call, call_error
-from tests.test_transports import REPO, free_port, server_command
+from tests.test_transports import REPO, http_server, server_command
 
 pytestmark = pytest.mark.anyio
 
@@ -217,39 +213,6 @@ async def test_stdio_server_started_in_root(tmp_path: Path) -> None:
         assert_outside(await call_error(client, "import_model", source="/etc/passwd"), "/etc/passwd")
 
 
-@contextmanager
-def http_server_in_root(tmp_path: Path) -> Iterator[str]:
-    """`nanodistill-mcp --transport http` started in `/` with the default folders; yields its /mcp URL."""
-    port = free_port()
-    log_path = tmp_path / "http.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [*server_command(), "--transport", "http", "--port", str(port)],
-            env=process_env(tmp_path),
-            cwd="/",
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                assert process.poll() is None, log_path.read_text()
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                    break
-                except OSError:
-                    assert time.monotonic() < deadline, "the HTTP server did not start listening within 60 s"
-                    time.sleep(0.1)
-            yield f"http://127.0.0.1:{port}/mcp"
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_http_client_roots_do_not_widen_reach(tmp_path: Path, mode: str) -> None:
     elsewhere = write_jsonl(tmp_path / "elsewhere" / "seeds.jsonl", SEEDS)
@@ -262,7 +225,7 @@ async def test_http_client_roots_do_not_widen_reach(tmp_path: Path, mode: str) -
         result: types.ListRootsResult = await declare(context)
         return result
 
-    with http_server_in_root(tmp_path) as url:
+    with http_server(tmp_path, cwd="/", environment=process_env(tmp_path)) as url:
         async with Client(url, list_roots_callback=counting, mode=mode) as client:
             for path in (str(elsewhere), "/etc/passwd", "etc/passwd"):
                 assert_outside(await call_error(client, "create_dataset", name="x", path=path), path)

@@ -128,15 +128,23 @@ def free_port() -> int:
 
 
 @contextmanager
-def http_server(tmp_path: Path, *, open_files: int | None = None, **env: str) -> Iterator[str]:
-    """Run `nanodistill-mcp --transport http` on a free loopback port, with at most `open_files`
-    descriptors if given; yield its /mcp URL."""
+def http_server(
+    tmp_path: Path,
+    *,
+    open_files: int | None = None,
+    cwd: Path | str | None = None,
+    environment: dict[str, str] | None = None,
+    **env: str,
+) -> Iterator[str]:
+    """Run `nanodistill-mcp --transport http` on a free loopback port (in `cwd`, default tmp_path; with
+    `environment`, default server_env plus `env`), with at most `open_files` descriptors if given; yield
+    its /mcp URL."""
     port = free_port()
     log = (tmp_path / f"http-{port}.log").open("w")
     process = subprocess.Popen(
         [*server_command(), "--transport", "http", "--port", str(port)],
-        env=server_env(tmp_path, **env),
-        cwd=tmp_path,
+        env=environment if environment is not None else server_env(tmp_path, **env),
+        cwd=cwd if cwd is not None else tmp_path,
         stdout=log,
         stderr=subprocess.STDOUT,
         preexec_fn=None if open_files is None else lambda: limit_open_files(open_files),
