@@ -61,7 +61,7 @@ async def _probe(
     teacher: TeacherClient, seeds: list[Seed], instruction: str, temperature: float
 ) -> tuple[list[Readable[AnswerReply]], float | None]:
     """Trace the first seed alone, then PROBE_CALLS more seeds at once (repeats tagged apart when there are
-    fewer seeds); the parallelism is PROBE_CALLS x the lone call's time / the group's time, in [1, PROBE_CALLS]:
+    fewer seeds); the parallelism is PROBE_CALLS x one call's time / the group's time, in [1, PROBE_CALLS]:
     a teacher serving one call at a time takes PROBE_CALLS times as long for the group. None when a reply
     came from the cache (nothing was timed)."""
     asked = [
@@ -83,7 +83,10 @@ async def _probe(
     got = [reply for reply in replies if reply is not None]
     parallelism = None
     if not any(reply.cached for reply in got) and wall > 0:
-        parallelism = round(min(max(PROBE_CALLS * got[0].latency_s / wall, 1.0), PROBE_CALLS), 1)
+        # One call's time is the fastest reply, not the lone one: the lone call is the client's first and
+        # also pays for connecting and LiteLLM's first-request setup, which would inflate the estimate.
+        fastest = min(reply.latency_s for reply in got)
+        parallelism = round(min(max(PROBE_CALLS * fastest / wall, 1.0), PROBE_CALLS), 1)
     reads = [
         await teacher.read_or_repair(messages, reply, parse_answer, temperature=temperature, seed_tag=tag)
         for (messages, tag), reply in zip(asked, got, strict=True)
