@@ -20,38 +20,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sqlite3
-import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
+
+from smollm2_runs import finished, log, temporary_home, training
 
 NAME = "free_text"
 AGREEMENT_MIN = 0.9
 DIFFER_BY = 0.2
 GOALS = {"intervals_separate": ["chrf", "judge"], "judge_chrf_agreement_min": AGREEMENT_MIN, "differ_by": DIFFER_BY}
 SEEDS = 12
-
-
-def training(iters: int) -> dict[str, Any]:
-    """demo.py's fast LoRA settings for SmolLM2 on this CPU."""
-    return {
-        "iters": iters,
-        "batch_size": 8,
-        "learning_rate": 2e-4,
-        "num_layers": 8,
-        "reasoning": "none",
-        "steps_per_eval": 20,
-        "save_every": 20,
-        "max_seq_length": 128,
-        "seed": 0,
-    }
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def stored_card(model_id: str) -> dict[str, Any]:
@@ -61,16 +40,6 @@ def stored_card(model_id: str) -> dict[str, Any]:
     with sqlite3.connect(load_settings().db_path) as db:
         row = db.execute("SELECT report FROM models WHERE id = ?", (model_id,)).fetchone()
     return dict(json.loads(row[0]))
-
-
-async def finished(client: Any, job_id: str, what: str) -> dict[str, Any]:
-    """The job's final view; a job that did not succeed ends the benchmark."""
-    from server.client import follow
-
-    done = await follow(client, job_id, quiet=True)
-    if done["status"] != "succeeded":
-        raise SystemExit(f"{what} job {job_id} ended {done['status']}: {done['error']}")
-    return done
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -160,12 +129,9 @@ def main() -> int:
     parser.add_argument("--target", type=int, default=160, help="teacher examples to amplify to")
     parser.add_argument("--iters", type=int, default=40, help="LoRA iterations (batch 8)")
     args = parser.parse_args()
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="nd-free-text-") as tmp:
-        os.environ["NANODISTILL_HOME"] = str(Path(tmp) / "home")
-        os.environ["NANODISTILL_IMPORT_ROOTS"] = tmp
+    with temporary_home("nd-free-text-"):
         import anyio
 
         result = anyio.run(run, args)

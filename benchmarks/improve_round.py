@@ -22,46 +22,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sqlite3
-import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
+
+from smollm2_runs import finished, log, temporary_home, training
 
 NAME = "improve_round"
 GOALS = {"paired_low_above": 0.0, "leaked_into_training": 0}
 SEEDS = 9
-
-
-def training(iters: int) -> dict[str, Any]:
-    """demo.py's fast LoRA settings for SmolLM2 on this CPU."""
-    return {
-        "iters": iters,
-        "batch_size": 8,
-        "learning_rate": 2e-4,
-        "num_layers": 8,
-        "reasoning": "none",
-        "steps_per_eval": 20,
-        "save_every": 20,
-        "max_seq_length": 128,
-        "seed": 0,
-    }
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-async def finished(client: Any, job_id: str, what: str) -> dict[str, Any]:
-    """The job's final view; a job that did not succeed ends the benchmark."""
-    from server.client import follow
-
-    done = await follow(client, job_id, quiet=True)
-    if done["status"] != "succeeded":
-        raise SystemExit(f"{what} job {job_id} ended {done['status']}: {done['error']}")
-    return done
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -151,12 +120,9 @@ def main() -> int:
     parser.add_argument("--per-round", type=int, default=120, help="new teacher examples in the improvement round")
     parser.add_argument("--iters", type=int, default=40, help="LoRA iterations (batch 8)")
     args = parser.parse_args()
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="nd-improve-") as tmp:
-        os.environ["NANODISTILL_HOME"] = str(Path(tmp) / "home")
-        os.environ["NANODISTILL_IMPORT_ROOTS"] = tmp
+    with temporary_home("nd-improve-"):
         import anyio
 
         result = anyio.run(run, args)
