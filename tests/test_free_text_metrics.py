@@ -21,6 +21,7 @@ from mcp import Client
 from nanodistill.errors import NanodistillError
 from nanodistill.evaluate.judge import (
     MAX_TEXT_CHARS,
+    OVER_BUDGET,
     JudgeItem,
     judge_answers,
     judge_messages,
@@ -36,6 +37,7 @@ from nanodistill.evaluate.report import (
     judge_summary,
     render_markdown,
 )
+from nanodistill.teacher.budget import SpendCap, spend_verdict
 from nanodistill.teacher.client import TeacherClient
 from nanodistill.testing.teacher_server import TeacherServer
 from nanodistill.testing.tiny_student import build_tiny_student
@@ -182,6 +184,34 @@ async def test_malformed_or_out_of_range_replies_get_one_retry_then_stay_unjudge
     server.faults.judge_out_of_range = 2
     [lost] = await judge_answers(grader, INSTRUCTION, [JudgeItem("d", "The dinner is on 2 January.", "Later.")])
     assert lost.score is None and "out of ten" in lost.reason
+
+
+def test_spend_verdict_prices_work_at_the_dearest_unit_so_far() -> None:
+    assert spend_verdict(None, 99.0, {}, {"judge": 5}) is None
+    assert spend_verdict(1.0, 0.0, {}, {}) is None  # the first unit goes alone: its price is unknown
+    assert spend_verdict(1.0, 0.0, {}, {"judge": 1}) == "wait"
+    assert spend_verdict(1.0, 0.3, {"judge": 0.2}, {"judge": 2}) is None  # 0.3 + 2*0.2 + 0.2 = 0.9
+    assert spend_verdict(1.0, 0.5, {"judge": 0.2}, {"judge": 2}) == "wait"
+    assert spend_verdict(1.0, 0.9, {"judge": 0.2}, {}) == "stop"
+    assert spend_verdict(1.0, 0.1, {"a": 0.1}, {"b": 1}) == "wait"  # a kind not yet priced goes alone
+
+
+async def test_a_judging_budget_leaves_the_rest_unjudged_and_is_never_passed(
+    server: TeacherServer, grader: TeacherClient
+) -> None:
+    gold = "The review organised by Eva takes place on 3 May 2025."
+    items = [JudgeItem(f"note {i}", gold, f"The review by Eva is on {i + 1} May 2025.") for i in range(12)]
+    [probe] = await judge_answers(grader, INSTRUCTION, items[:1])
+    one_call = grader.totals.cost_usd
+    assert probe.score is not None and one_call > 0
+    fresh = TeacherClient(server.model, api_base=server.url, input_cost_per_token=1e-6, output_cost_per_token=2e-6)
+    limit = 3.5 * one_call
+    cap = SpendCap(limit, lambda: fresh.totals.cost_usd, lambda: fresh.totals.priced)
+    grades = await judge_answers(fresh, INSTRUCTION, items[1:], cap)
+    judged = [g for g in grades if g.score is not None]
+    skipped = [g for g in grades if g.reason == OVER_BUDGET]
+    assert len(judged) + len(skipped) == 11 and judged and skipped
+    assert fresh.totals.cost_usd <= limit and cap.refused == len(skipped)
 
 
 # --- the card with unjudged answers and the seed-only baseline ------------------------------------------
@@ -410,3 +440,33 @@ async def test_seeds_only_baseline_on_the_card(trained: Client, world: World) ->
     assert "## Seed-only baseline" in text and "changed to fit so few rows: val_fraction=" in text
     header = next(line for line in text.splitlines() if line.startswith("| source |"))
     assert "| base | seeds-only | student | student - base | student - seeds-only |" in header
+
+
+@pytest.mark.slow
+async def test_judging_stops_at_max_cost_usd_and_the_card_is_not_ready(
+    trained: Client, world: World, server: TeacherServer
+) -> None:
+    message = await call_error(trained, "evaluate_student", model="notes", max_cost_usd=0.01)
+    assert "'max_cost_usd' only applies with a teacher" in message
+    teacher = {"teacher": server.model, "api_base": server.url}
+    message = await call_error(trained, "evaluate_student", model="notes", max_cost_usd=-1, **teacher)
+    assert "'max_cost_usd' must be a positive USD amount" in message
+    prices = {"input_cost_per_token": 1e-3, "output_cost_per_token": 1e-3}
+    done = await evaluated(
+        trained,
+        model="notes",
+        metric="judge",
+        max_tokens=24,
+        compare_base=False,
+        max_cost_usd=1e-6,
+        **prices,
+        **teacher,
+    )
+    report = stored_report(world, world.model["id"])
+    judge = report["judge"]
+    assert judge["max_cost_usd"] == 1e-6 and judge["over_budget"] >= 1
+    assert judge["calls"] <= 1  # the first call's price is unknown until it is paid; no call follows it
+    assert report["ready"] is False and report["verdict"].startswith("Judging stopped at max_cost_usd=1e-06")
+    assert done["result"]["ready"] is False
+    text = await card_text(trained, world.model["id"])
+    assert "Budget: max_cost_usd=1e-06" in text

@@ -19,6 +19,7 @@ from typing import Any
 import anyio
 import anyio.from_thread
 
+from nanodistill.amplify.job import lifetime_totals
 from nanodistill.data.chat import ReasoningMode
 from nanodistill.errors import NanodistillError
 from nanodistill.evaluate.judge import JudgeItem, Judgement, judge_answers
@@ -32,6 +33,7 @@ from nanodistill.store import datasets as ds
 from nanodistill.store import models as models_db
 from nanodistill.store.db import Store
 from nanodistill.store.teacher_calls import job_call_totals
+from nanodistill.teacher.budget import SpendCap
 from nanodistill.teacher.cache import SqliteTeacherCache
 from nanodistill.teacher.client import TeacherClient
 from nanodistill.train.job import prepare_rows, train_config, training_rows
@@ -114,11 +116,11 @@ async def train_seeds_only(ctx: JobContext, model: models_db.Model) -> tuple[See
     return seeds, str(result.adapter_path)
 
 
-def _bridge(teacher: TeacherClient, instruction: str) -> Callable[[list[JudgeItem]], list[Judgement]]:
+def _bridge(teacher: TeacherClient, instruction: str, cap: SpendCap) -> Callable[[list[JudgeItem]], list[Judgement]]:
     """A blocking judge for the evaluation thread, running the async calls on the job's event loop."""
 
     def judge(items: list[JudgeItem]) -> list[Judgement]:
-        return anyio.from_thread.run(judge_answers, teacher, instruction, items)
+        return anyio.from_thread.run(judge_answers, teacher, instruction, items, cap)
 
     return judge
 
@@ -149,6 +151,11 @@ async def run_evaluate_job(ctx: JobContext) -> dict[str, Any]:
     student = await anyio.to_thread.run_sync(load_student, model.base_model, model.adapter_path)
     base = await anyio.to_thread.run_sync(load_student, model.base_model, None) if p.compares("base") else None
     teacher = judge_client(p, ctx)
+    cap: SpendCap | None = None
+    if teacher is not None:
+        teacher.totals = await lifetime_totals(ctx.store, ctx.id)
+        judged = teacher
+        cap = SpendCap(p.max_cost_usd, lambda: judged.totals.cost_usd, lambda: judged.totals.priced)
     reasoning: ReasoningMode = "full" if model.reasoning == "full" else "none"
     max_tokens = p.max_tokens or answer_budget(sources, reasoning)
     seen = await train_inputs(ctx.store, model.dataset_id)
@@ -186,7 +193,7 @@ async def run_evaluate_job(ctx: JobContext) -> dict[str, Any]:
             training=training,
             loss_plot_uri=f"nanodistill://models/{model.id}/loss.png",
             seeds_only=seeds_only,
-            judge=_bridge(teacher, model.instruction) if teacher is not None else None,
+            judge=_bridge(teacher, model.instruction, cap) if teacher is not None and cap is not None else None,
             teacher=p.teacher,
         )
     )
@@ -203,9 +210,24 @@ async def run_evaluate_job(ctx: JobContext) -> dict[str, Any]:
                 "prompt_tokens": spent["prompt_tokens"],
                 "completion_tokens": spent["completion_tokens"],
                 "cost_usd": cost,
+                "max_cost_usd": p.max_cost_usd,
+                "over_budget": cap.refused if cap else 0,
             }
         )
         await ctx.set_cost(cost or 0.0)
+        if card.judge.over_budget:
+            card.ready = False
+            card.verdict = (
+                f"Judging stopped at max_cost_usd={p.max_cost_usd}: {card.judge.over_budget} answers were left "
+                f"unjudged, so the scores cover part of the test set. Raise max_cost_usd or use metric 'chrf'. "
+                + card.verdict
+            )
+        if p.max_cost_usd is not None and not teacher.totals.priced:
+            await ctx.event(
+                "warning",
+                f"max_cost_usd cannot be enforced: LiteLLM has no price for {p.teacher}; pass input_cost_per_token "
+                "and output_cost_per_token",
+            )
     report = card.model_dump()
     async with ctx.store.write() as db:
         await models_db.set_report(db, model.id, report)

@@ -17,12 +17,14 @@ from dataclasses import dataclass
 import anyio
 
 from nanodistill.evaluate.metrics import normalize_text, parse_json_object
+from nanodistill.teacher.budget import SpendCap
 from nanodistill.teacher.client import TeacherClient
 
 JUDGE_MARKER = "[nanodistill:judge]"
 MAX_TEXT_CHARS = 4000
 MAX_REASON_CHARS = 200
 JUDGE_MAX_TOKENS = 200
+OVER_BUDGET = "unjudged: max_cost_usd reached before this answer was graded"
 _SECTION = r"<{0}>\n(.*?)\n</{0}>"
 
 RUBRIC = (
@@ -111,18 +113,35 @@ def decided_without_teacher(item: JudgeItem) -> Judgement | None:
     return None
 
 
-async def judge_one(teacher: TeacherClient, instruction: str, item: JudgeItem) -> Judgement:
-    """Grade one answer: one call, one more if the reply is unusable, then unjudged."""
+async def judge_one(
+    teacher: TeacherClient, instruction: str, item: JudgeItem, cap: SpendCap | None = None
+) -> Judgement:
+    """Grade one answer: one call, one more if the reply is unusable, then unjudged. Under a `cap` the
+    grading waits for budget and is left unjudged when none is left."""
     decided = decided_without_teacher(item)
     if decided is not None:
         return decided
+    if cap is None:
+        return await _grade(teacher, instruction, item, [])
+    if not await cap.claim("judge"):
+        return Judgement(score=None, reason=OVER_BUDGET)
+    paid: list[float | None] = []
+    try:
+        return await _grade(teacher, instruction, item, paid)
+    finally:
+        cap.release("judge", sum(c or 0.0 for c in paid))
+
+
+async def _grade(teacher: TeacherClient, instruction: str, item: JudgeItem, paid: list[float | None]) -> Judgement:
     messages = judge_messages(instruction, item)
     first = await teacher.complete(messages, temperature=0.0, max_tokens=JUDGE_MAX_TOKENS)
+    paid.append(None if first.cached else first.cost_usd)
     grade = parse_judge_reply(first.text)
     if grade is not None:
         return Judgement(grade.score, grade.reason, calls=1)
     again = [*messages, {"role": "assistant", "content": first.text}, {"role": "user", "content": _AGAIN}]
     second = await teacher.complete(again, temperature=0.0, max_tokens=JUDGE_MAX_TOKENS)
+    paid.append(None if second.cached else second.cost_usd)
     grade = parse_judge_reply(second.text)
     if grade is not None:
         return Judgement(grade.score, grade.reason, calls=2)
@@ -130,12 +149,14 @@ async def judge_one(teacher: TeacherClient, instruction: str, item: JudgeItem) -
     return Judgement(score=None, reason=f"unjudged: two unusable replies (last: {shown!r})", calls=2)
 
 
-async def judge_answers(teacher: TeacherClient, instruction: str, items: Sequence[JudgeItem]) -> list[Judgement]:
+async def judge_answers(
+    teacher: TeacherClient, instruction: str, items: Sequence[JudgeItem], cap: SpendCap | None = None
+) -> list[Judgement]:
     """Grade every item concurrently (the teacher client bounds how many calls are in flight)."""
     results: list[Judgement | None] = [None] * len(items)
 
     async def grade(index: int) -> None:
-        results[index] = await judge_one(teacher, instruction, items[index])
+        results[index] = await judge_one(teacher, instruction, items[index], cap)
 
     async with anyio.create_task_group() as group:
         for index in range(len(items)):

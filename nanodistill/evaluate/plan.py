@@ -56,6 +56,11 @@ class EvaluateOptions(BaseModel):
     )
     input_cost_per_token: float | None = Field(default=None, description="USD per input token, for unpriced models.")
     output_cost_per_token: float | None = Field(default=None, description="USD per output token, for unpriced models.")
+    max_cost_usd: float | None = Field(
+        default=None,
+        description="Most the judge may spend, in USD: once reached, the remaining answers are left unjudged and "
+        "the card says so (it is then never ready).",
+    )
 
     def compares(self, baseline: Baseline) -> bool:
         """Whether this baseline is scored; compare_base is the older spelling of baselines=['base']."""
@@ -82,9 +87,13 @@ async def check_judge_options(opts: EvaluateOptions, problems: Problems) -> None
             "'teacher': metric 'judge' needs a teacher to grade the answers; pass teacher (any LiteLLM model) "
             "or use metric 'chrf'",
         )
-        for field in ("api_base", "api_key_env", "input_cost_per_token", "output_cost_per_token"):
+        for field in ("api_base", "api_key_env", "input_cost_per_token", "output_cost_per_token", "max_cost_usd"):
             problems.need(getattr(opts, field) is None, f"'{field}' only applies with a teacher; pass teacher too")
         return
+    problems.need(
+        opts.max_cost_usd is None or opts.max_cost_usd > 0,
+        f"'max_cost_usd' must be a positive USD amount when given, got {opts.max_cost_usd}",
+    )
     for field in ("input_cost_per_token", "output_cost_per_token"):
         price = getattr(opts, field)
         problems.need(

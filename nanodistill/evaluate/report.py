@@ -98,6 +98,8 @@ class JudgeSummary(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float | None = None
+    max_cost_usd: float | None = None
+    over_budget: int = 0
     reasons: list[JudgeReason] = []
 
 
@@ -392,8 +394,12 @@ def _judge_section(judge: JudgeSummary) -> list[str]:
         "(no usable grade after one retry; left out of the means).",
         f"- Cost of judging: {cost} over {judge.calls} calls ({judge.cached_calls} more from the cache), "
         f"{judge.prompt_tokens} prompt and {judge.completion_tokens} completion tokens.",
-        "",
     ]
+    if judge.max_cost_usd is not None:
+        lines.append(
+            f"- Budget: max_cost_usd={judge.max_cost_usd:g}; {judge.over_budget} answers left unjudged when it ran out."
+        )
+    lines.append("")
     if judge.reasons:
         lines += _table(
             ["source", "#", "model", "score", "reason"],

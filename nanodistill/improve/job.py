@@ -35,6 +35,7 @@ from nanodistill.train.job import training_rows
 from nanodistill.train.plan import TrainParams
 
 TEST_SET = "test set "
+JUDGE_BUDGET_FLOOR_USD = 1e-9  # a spent budget still makes a valid (positive) cap: every answer is left unjudged
 
 
 def card_summary(model: models_db.Model) -> dict[str, Any]:
@@ -228,7 +229,8 @@ async def run_improve_job(ctx: JobContext) -> dict[str, Any]:
     width = 100.0 / p.max_rounds
     for n in range(1, p.max_rounds + 1):
         start = (n - 1) * width
-        if limit is not None and teacher.totals.cost_usd >= limit:
+        spent = await record_cost(ctx, teacher)
+        if limit is not None and spent >= limit:
             note = f"teacher budget max_cost_usd={limit} spent before round {n}; kept {best.name}"
             break
         name = round_name(p.model_name, n)
@@ -278,6 +280,8 @@ async def run_improve_job(ctx: JobContext) -> dict[str, Any]:
         judge = p.amplify.model_dump(
             include={"teacher", "api_base", "api_key_env", "input_cost_per_token", "output_cost_per_token"}
         )
+        if limit is not None:  # judging this round may spend what generating left of the budget
+            judge["max_cost_usd"] = max(limit - await record_cost(ctx, teacher), JUDGE_BUDGET_FLOOR_USD)
         evaluate = EvaluateParams.model_validate(
             {
                 "model_id": trained["model_id"],
