@@ -180,3 +180,40 @@ def test_the_teacher_hears_failure_patterns_never_held_out_rows() -> None:
     seeds = pick_seeds(train, modes)
     assert len(seeds) == 12 and seeds[0].output == "negative"
     assert {s.output for s in seeds} == {"negative", "positive"}, "the closed label set must stay whole"
+
+
+@pytest.mark.slow
+async def test_a_cancelled_round_resumes_without_asking_the_teacher_again(
+    client: Client, home: Path, server: TeacherServer, student: Path
+) -> None:
+    job = await call(
+        client,
+        "distill",
+        name="toy",
+        seeds=toy_examples(30, seed=1, balanced=True),
+        instruction=INSTRUCTION,
+        student=str(student),
+        training_data=toy_examples(40, seed=5, balanced=True),
+        training=TRAINING,
+    )
+    done, _ = await wait_job(client, job["id"])
+    assert done["status"] == "succeeded", done
+
+    job = await call(client, "improve_student", model="toy", examples_per_round=16, max_rounds=1, **teacher_of(server))
+    await wait_job(client, job["id"], until=lambda view, events: "train" in {c["kind"] for c in view["children"]})
+    calls_before = server.calls
+    await call(client, "cancel_job", job_id=job["id"])
+    cancelled, _ = await wait_job(client, job["id"], timeout=60)
+    assert cancelled["status"] == "cancelled", cancelled
+
+    resumed = await call(client, "resume_job", job_id=job["id"])
+    assert resumed["id"] == job["id"]
+    done, _ = await wait_job(client, job["id"], after=cancelled["events_cursor"])
+    assert done["status"] == "succeeded" and done["attempts"] == 2, done
+    [round_one] = done["result"]["rounds"]
+    assert round_one["dataset"] == "toy-r1" and round_one["added"] > 0
+    assert server.calls == calls_before, "the resumed job asked the teacher for round 1's examples again"
+    assert rows(home, "SELECT COUNT(*) FROM datasets WHERE name LIKE 'toy-r1%'") == [(1,)]
+    assert len(inputs(home, "toy-r1", train=True)) == len(inputs(home, "toy", train=True)) + round_one["added"]
+    kinds = [c["kind"] for c in done["children"]]
+    assert kinds.count("train") == 1 and kinds.count("evaluate") == 1, done["children"]
