@@ -194,12 +194,12 @@ def dataset_summary(dataset: ds.Dataset, examples: int, parent: str | None = Non
     )
 
 
-async def dataset_detail(store: Store, name: str, sample: int) -> DatasetDetail:
+async def dataset_detail(store: Store, name: str, sample: int, offset: int = 0) -> DatasetDetail:
     found = await ds.get_dataset(store, name)
     counts = await ds.dataset_counts(store, found.id)
     stats = await ds.dataset_lengths(store, found.id)
     parent = (await ds.get_dataset_by_id(store, found.parent_id)).name if found.parent_id else None
-    rows = await ds.page_examples(store, found.id, 0, sample)
+    rows = await ds.page_examples(store, found.id, offset, sample)
     return DatasetDetail(
         dataset=dataset_summary(found, int(stats["examples"]), parent),
         counts_by_source=counts["by_source"],

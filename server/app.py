@@ -26,6 +26,7 @@ from nanodistill.jobs.process import reconcile
 from nanodistill.runtime import Runtime
 from nanodistill.settings import Settings, load_settings
 from nanodistill.store.db import Store
+from server.apps import AppViews, build_apps
 from tools._common import ArgumentGuard
 
 INSTRUCTIONS = """\
@@ -59,8 +60,9 @@ def build_server(settings: Settings | None = None) -> MCPServer:
         instructions=INSTRUCTIONS,
         version="0.1.0",
         lifespan=lifespan,
-        extensions=[ArgumentGuard()],
+        extensions=[ArgumentGuard(), build_apps()],
     )
+    app.middleware.append(AppViews())
     # The SDK logs each failed call's error text at INFO, and error texts quote the caller's arguments.
     logging.getLogger("mcp.server.mcpserver").setLevel(logging.WARNING)
     for module in (

@@ -142,11 +142,14 @@ async def list_datasets(ctx: Context, limit: int = 50, cursor: str | None = None
     )
 
 
-async def get_dataset(dataset: str, ctx: Context, sample: int = 5) -> DatasetDetail:
-    """Show one dataset: counts by source (seed / synthetic / imported) and split, lengths, sample rows."""
+async def get_dataset(dataset: str, ctx: Context, sample: int = 5, offset: int = 0) -> DatasetDetail:
+    """Show one dataset: counts by source (seed / synthetic / imported) and split, lengths, and `sample`
+    rows from row `offset` on (page through the rows with offset += sample)."""
     if not 0 <= sample <= 100:
         raise NanodistillError(f"'sample' must be between 0 and 100, got {sample}.")
-    return await dataset_detail(runtime(ctx).store, dataset, sample)
+    if offset < 0:
+        raise NanodistillError(f"'offset' must be 0 or more, got {offset}.")
+    return await dataset_detail(runtime(ctx).store, dataset, sample, offset)
 
 
 async def delete_dataset(dataset: str, ctx: Context) -> DeleteResult:
