@@ -10,6 +10,8 @@ import argparse
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -66,12 +68,32 @@ def _json_object(text: str) -> dict[str, Any]:
 
 def _doctor_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--hosts", nargs="+", metavar="HOST", help="check these training hosts over ssh instead")
+    parser.add_argument("--ssh-config", type=Path, help="ssh config file for the hosts (ssh -F)")
+    parser.add_argument("--ssh-port", type=int, help="ssh port of the hosts (ssh -p)")
+    parser.add_argument("--identity-file", type=Path, help="private key for the hosts (ssh -i)")
+    parser.add_argument("--remote-python", help="the hosts' Python (default: this interpreter's path, else python3)")
+
+
+def _doctor_hosts(args: argparse.Namespace) -> int:
+    from nanodistill.platform.hosts_check import check_hosts, format_hosts
+    from nanodistill.platform.ssh import SshOptions
+
+    ssh = SshOptions(config_file=args.ssh_config, port=args.ssh_port, identity_file=args.identity_file)
+    local, reports = check_hosts(args.hosts, ssh, python=args.remote_python)
+    if args.json:
+        print(json.dumps({"local": local, "hosts": [asdict(report) for report in reports]}, indent=2))
+    else:
+        print(format_hosts(local, reports))
+    return 0 if all(report.ok for report in reports) else 1
 
 
 def _doctor(args: argparse.Namespace) -> int:
     from nanodistill.platform.doctor import doctor_report, format_doctor
     from nanodistill.settings import load_settings
 
+    if args.hosts:
+        return _doctor_hosts(args)
     report = doctor_report(load_settings())
     print(json.dumps(report, indent=2) if args.json else format_doctor(report))
     return 0
