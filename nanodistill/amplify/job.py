@@ -15,30 +15,42 @@ from nanodistill.data.rows import Row
 from nanodistill.jobs.context import JobContext
 from nanodistill.store import datasets as ds
 from nanodistill.store.db import Store
+from nanodistill.store.teacher_batches import job_batch_count
 from nanodistill.store.teacher_calls import job_call_totals
+from nanodistill.teacher.batch import BatchTeacherClient, batch_price
 from nanodistill.teacher.cache import SqliteTeacherCache
 from nanodistill.teacher.client import TeacherClient, TeacherTotals
 
+MAX_BATCH_CALLERS = 512
+
+
+def batch_callers(params: AmplifyParams) -> int:
+    """The pipeline's workers in batch mode: each batch holds at most one request per worker, so enough for
+    a round of the whole job, within what one event loop wakes cheaply."""
+    return min(params.target_size + params.seeds, MAX_BATCH_CALLERS)
+
 
 def teacher_client(params: AmplifyParams, store: Store | None, job_id: str | None) -> TeacherClient:
-    """The job's teacher, from the parameters the plan stored (never a key: keys stay in the environment)."""
-    return TeacherClient(
-        params.teacher,
-        api_base=params.api_base,
-        api_key_env=params.api_key_env,
-        concurrency=params.concurrency,
-        cache=SqliteTeacherCache(store, job_id) if store is not None else None,
-        job_id=job_id,
-        input_cost_per_token=params.input_cost_per_token,
-        output_cost_per_token=params.output_cost_per_token,
-    )
+    """The job's teacher, from the parameters the plan stored (never a key: keys stay in the environment);
+    a job in batch mode sends its calls in batches, a dry run always calls live."""
+    options: dict[str, Any] = {
+        "api_base": params.api_base,
+        "api_key_env": params.api_key_env,
+        "cache": SqliteTeacherCache(store, job_id) if store is not None else None,
+        "input_cost_per_token": params.input_cost_per_token,
+        "output_cost_per_token": params.output_cost_per_token,
+        "max_tokens": params.max_tokens,
+    }
+    if params.batch and store is not None and job_id is not None:
+        return BatchTeacherClient(params.teacher, store=store, job_id=job_id, callers=batch_callers(params), **options)
+    return TeacherClient(params.teacher, concurrency=params.concurrency, job_id=job_id, **options)
 
 
 def amplify_config(params: AmplifyParams) -> AmplifyConfig:
     return AmplifyConfig(
         target_size=params.target_size,
         test_fraction=params.test_fraction,
-        concurrency=params.concurrency,
+        concurrency=batch_callers(params) if params.batch else params.concurrency,
         temperature=params.temperature,
         self_consistency=params.self_consistency,
         max_cost_usd=params.max_cost_usd,
@@ -64,7 +76,19 @@ async def dry_run_quote(store: Store, params: AmplifyParams) -> Quote:
     source = await ds.get_dataset_by_id(store, params.dataset_id)
     seeds = await seeds_of(store, source.id)
     client = teacher_client(params, store, None)
-    return await quote(seeds, instruction=source.instruction, teacher=client, config=amplify_config(params))
+    config = amplify_config(params.model_copy(update={"batch": False}))
+    quoted = await quote(seeds, instruction=source.instruction, teacher=client, config=config)
+    if not params.batch:
+        return quoted
+    custom = params.input_cost_per_token is not None or params.output_cost_per_token is not None
+    cost = batch_price(client, quoted.projected_prompt_tokens, quoted.projected_completion_tokens, custom_price=custom)
+    note = (
+        "batch=True: priced at the batch rate (LiteLLM's, else half the live price); the sample calls went live, "
+        "and the job's batches take minutes to hours, not the estimated duration"
+    )
+    return quoted.model_copy(
+        update={"projected_cost_usd": cost, "priced": cost is not None, "notes": [*quoted.notes, note]}
+    )
 
 
 async def _resume_state(store: Store, output_id: str, policy: str | None) -> AmplifyState:
@@ -110,6 +134,10 @@ async def run_amplify_job(ctx: JobContext) -> dict[str, Any]:
             {"traced": len(state.traced)},
         )
     teacher = teacher_client(p, store, ctx.id)
+    if isinstance(teacher, BatchTeacherClient) and (collected := await teacher.resume_open_batches()):
+        await ctx.event(
+            "info", f"collected {collected} teacher batches an earlier attempt submitted", {"batches": collected}
+        )
     teacher.totals = await lifetime_totals(store, ctx.id)
     by_id = {seed.id: seed for seed in seeds}
 
@@ -150,14 +178,20 @@ async def run_amplify_job(ctx: JobContext) -> dict[str, Any]:
         seeds, instruction=source.instruction, teacher=teacher, config=config, state=state, hooks=hooks
     )
     await ctx.set_cost(teacher.totals.cost_usd)
-    found = teacher.concurrency_report()
-    await ctx.event(
-        "info",
-        f"the teacher served about {found['parallelism']} calls at once; the client settled on {found['limit']} "
-        f"in flight (ceiling {found['ceiling']})",
-        found,
-    )
-    summary = {"output_dataset": output.name, **result.model_dump(), "teacher_concurrency": found}
+    summary = {"output_dataset": output.name, **result.model_dump()}
+    if isinstance(teacher, BatchTeacherClient):
+        sent = await job_batch_count(store, ctx.id)
+        summary["teacher_batches"] = sent
+        await ctx.event("info", f"the teacher answered in {sent} batches, at the batch price", {"batches": sent})
+    else:
+        found = teacher.concurrency_report()
+        summary["teacher_concurrency"] = found
+        await ctx.event(
+            "info",
+            f"the teacher served about {found['parallelism']} calls at once; the client settled on "
+            f"{found['limit']} in flight (ceiling {found['ceiling']})",
+            found,
+        )
     await ctx.metrics({"teacher": result.teacher, "agreement_rate": result.agreement_rate})
     if result.stopped_reason == "cancelled":
         return {"stopped": "cancelled", **summary}

@@ -171,7 +171,8 @@ class _Amplification:
                 if self._finished():
                     self._notify()
                     return
-                await self._changed.wait()
+                async with self.teacher.caller_idle():
+                    await self._changed.wait()
                 continue
             try:
                 await job()

@@ -17,9 +17,12 @@ from nanodistill.jobs.plan import Plan, Problems
 from nanodistill.settings import Settings
 from nanodistill.store import datasets as ds
 from nanodistill.store.db import Store
+from nanodistill.teacher.batch import check_batch_api
 from nanodistill.teacher.check import check_teacher, probe_api_base
 
 MAX_TARGET = 100_000
+MIN_MAX_TOKENS = 16  # fewer cannot hold a JSON reply with its reasoning
+MAX_MAX_TOKENS = 131_072
 
 
 class AmplifyOptions(BaseModel):
@@ -58,6 +61,15 @@ class AmplifyOptions(BaseModel):
         description="Keep answers outside the seeds' labels (by default, when the seed outputs are a small repeated "
         "label set, other answers are rejected and counted).",
     )
+    batch: bool = Field(
+        default=False,
+        description="Send the teacher calls through the provider's batch API (OpenAI-style /v1/files + "
+        "/v1/batches): about half the price and no rate limits, but minutes to hours per batch; a restarted "
+        "job collects the batches it already submitted.",
+    )
+    max_tokens: int | None = Field(
+        default=None, description=f"Cap on each teacher reply's length in tokens ({MIN_MAX_TOKENS}-{MAX_MAX_TOKENS})."
+    )
 
 
 class AmplifyRequest(AmplifyOptions):
@@ -89,6 +101,8 @@ class AmplifyParams(BaseModel):
     input_cost_per_token: float | None = None
     output_cost_per_token: float | None = None
     open_labels: bool = False
+    batch: bool = False
+    max_tokens: int | None = None
 
 
 async def seeds_of(store: Store, dataset_id: str) -> list[Seed]:
@@ -121,17 +135,24 @@ async def check_amplify_options(opts: AmplifyOptions, n_seeds: int | None, probl
     problems.need(
         1 <= opts.self_consistency <= 9, f"'self_consistency' must be between 1 and 9, got {opts.self_consistency}"
     )
+    problems.need(
+        opts.max_tokens is None or MIN_MAX_TOKENS <= opts.max_tokens <= MAX_MAX_TOKENS,
+        f"'max_tokens' must be between {MIN_MAX_TOKENS} and {MAX_MAX_TOKENS:,} when given, got {opts.max_tokens}",
+    )
     for field in ("input_cost_per_token", "output_cost_per_token"):
         price = getattr(opts, field)
         problems.need(
             price is None or price >= 0, f"'{field}' must be a USD price per token >= 0 when given, got {price}"
         )
+    known = len(problems.found)
     # Off the event loop: the first check imports LiteLLM, seconds of work that would stall every other request.
     await problems.check_async(
         lambda: anyio.to_thread.run_sync(check_teacher, opts.teacher, opts.api_base, opts.api_key_env)
     )
     if opts.api_base:
         await problems.check_async(lambda: probe_api_base(opts.api_base or ""))
+    if opts.batch and len(problems.found) == known:  # a teacher that is reachable at all
+        await problems.check_async(lambda: check_batch_api(opts.teacher, opts.api_base))
     return target
 
 

@@ -123,4 +123,22 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        5,
+        "teacher batches",
+        """
+        CREATE TABLE teacher_batches (
+            id TEXT PRIMARY KEY,
+            job_id TEXT NOT NULL,
+            model TEXT NOT NULL,
+            api_base TEXT,
+            input_file_id TEXT NOT NULL,
+            requests TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('submitted', 'collected')),
+            created_at REAL NOT NULL,
+            collected_at REAL
+        );
+        CREATE INDEX teacher_batches_by_job ON teacher_batches(job_id, status);
+        """,
+    ),
 ]

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from types import ModuleType
 from typing import Any, Generic, TypeVar
@@ -150,6 +151,7 @@ class TeacherClient:
         output_cost_per_token: float | None = None,
         backoff_base_s: float = 0.5,
         backoff_cap_s: float = 30.0,
+        max_tokens: int | None = None,
     ) -> None:
         if concurrency < 1:
             raise NanodistillError(f"teacher concurrency must be at least 1, got {concurrency}")
@@ -165,6 +167,7 @@ class TeacherClient:
         self.job_id = job_id
         self.backoff_base_s = backoff_base_s
         self.backoff_cap_s = backoff_cap_s
+        self.max_tokens = max_tokens
         self.totals = TeacherTotals()
         self._custom_price = (
             {"input_cost_per_token": input_cost_per_token or 0.0, "output_cost_per_token": output_cost_per_token or 0.0}
@@ -190,10 +193,11 @@ class TeacherClient:
         json_reply: bool = False,
     ) -> TeacherReply:
         """One chat completion, from the cache when this exact request was made before. `json_reply` asks
-        the provider's JSON mode where LiteLLM says it has one (a small model then cannot wander off it)."""
+        the provider's JSON mode where LiteLLM says it has one (a small model then cannot wander off it);
+        `max_tokens` defaults to the client's reply cap."""
         params: dict[str, Any] = {"temperature": temperature}
-        if max_tokens is not None:
-            params["max_tokens"] = max_tokens
+        if (cap := max_tokens if max_tokens is not None else self.max_tokens) is not None:
+            params["max_tokens"] = cap
         if json_reply and self._takes_json_mode():
             params["response_format"] = JSON_MODE
         key = cache_key(self.routed_model, self.api_base, messages, params, seed_tag)
@@ -202,9 +206,9 @@ class TeacherClient:
             if hit is not None:
                 self.totals.cached_calls += 1
                 return TeacherReply(hit.text, hit.prompt_tokens, hit.completion_tokens, 0.0, True, key, hit.latency_s)
-        reply = await self._call_with_retries(messages, params)
+        request = {"api_base": self.api_base, "messages": messages, "params": params, "seed_tag": seed_tag}
+        reply = await self._fetch(key, request)
         if self.cache is not None and reply.text.strip():
-            request = {"api_base": self.api_base, "messages": messages, "params": params, "seed_tag": seed_tag}
             await self.cache.put(key, model=self.routed_model, request=request, reply=reply, job_id=self.job_id)
         return TeacherReply(
             reply.text, reply.prompt_tokens, reply.completion_tokens, reply.cost_usd, False, key, reply.latency_s
@@ -244,6 +248,16 @@ class TeacherClient:
         if value is not None:
             self.totals.repaired += 1
         return Readable(value, [first, second])
+
+    async def _fetch(self, key: str, request: dict[str, Any]) -> CachedReply:
+        """The reply to one uncached request (`key` is its cache key); the batch client sends it in a batch."""
+        return await self._call_with_retries(request["messages"], request["params"])
+
+    @asynccontextmanager
+    async def caller_idle(self) -> AsyncIterator[None]:
+        """Held by a caller while it waits for other work rather than for the teacher; live calls need not
+        know, the batch client submits once every caller is idle or waiting on it."""
+        yield
 
     def _takes_json_mode(self) -> bool:
         if self._json_mode is None:

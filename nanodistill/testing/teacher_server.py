@@ -65,6 +65,8 @@ class Faults:
     serial: bool = False  # one request served at a time, the others wait their turn (latency each)
     stall_every: int = 0  # every Nth chat request never answers (until its client goes away)
     judge_out_of_range: int = 0  # grades outside [0, 1]: {"score": 7, ...}
+    no_batches: bool = False  # the batch endpoints answer 404, as on a server without a batch API
+    batch_hold: bool = False  # batches stay in progress until this is cleared
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def take(self, name: str) -> bool:
@@ -233,6 +235,18 @@ def _prose(kind: str | None) -> str:
     return "This one is interesting. It says something about the product, and people may feel either way."
 
 
+def _file_object(file_id: str, size: int, filename: str, purpose: str) -> dict[str, Any]:
+    return {
+        "id": file_id,
+        "object": "file",
+        "bytes": size,
+        "created_at": int(time.time()),
+        "filename": filename,
+        "purpose": purpose,
+        "status": "processed",
+    }
+
+
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": "server_error"}}, status, headers=headers)
 
@@ -253,6 +267,11 @@ class TeacherServer:
         self.bodies: Counter[str] = Counter()  # chat requests by a digest of their messages: copies show
         self._turn = asyncio.Lock()  # serial mode's queue (FIFO)
         self.requests: list[SeenRequest] = []
+        self.max_tokens: list[int | None] = []  # every chat request's max_tokens, batched ones included
+        self.files: dict[str, bytes] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
+        self.batch_submissions: list[list[str]] = []  # the custom_ids of every batch created, in order
+        self.batch_polls: Counter[str] = Counter()  # status requests per batch id
         self.port: int = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self._sock = sock
@@ -261,6 +280,11 @@ class TeacherServer:
             routes=[
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
                 Route("/v1/models", self._models, methods=["GET"]),
+                Route("/v1/files", self._upload, methods=["POST"]),
+                Route("/v1/files/{file_id}/content", self._file_content, methods=["GET"]),
+                Route("/v1/batches", self._create_batch, methods=["POST"]),
+                Route("/v1/batches", self._list_batches, methods=["GET"]),
+                Route("/v1/batches/{batch_id}", self._batch_status, methods=["GET"]),
                 Route("/admin/faults", self._set_faults, methods=["POST"]),
                 Route("/admin/stats", self._stats, methods=["GET"]),
             ]
@@ -305,6 +329,7 @@ class TeacherServer:
         body = await request.json()
         messages: list[dict[str, str]] = body.get("messages") or []
         self.calls += 1
+        self.max_tokens.append(body.get("max_tokens"))
         self.calls_by_kind[prompt_kind(messages) or "other"] += 1
         self.bodies[hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()] += 1
         every = self.faults.stall_every
@@ -338,19 +363,110 @@ class TeacherServer:
         if faults.take("hang"):
             await self._hang()
             return _error(504, "the stand-in teacher hung on purpose")
+        return JSONResponse(_completion(self._text(messages), messages))
+
+    def _text(self, messages: list[dict[str, str]]) -> str:
+        """The reply's text, with the reply-shaping faults applied (live and batched calls alike)."""
+        faults = self.faults
         if faults.take("empty"):
-            text = ""
-        elif faults.take("malformed"):
-            text = '{"reasoning": "The review uses the keyword'
-        else:
-            asked = repaired_prompt(messages) or messages  # a repair request is answered as its original
-            kind = prompt_kind(asked)
-            text = _reply_text(asked, faults)
-            if kind in _JSON_KINDS and faults.never_json:
-                text = _prose(kind)
-            elif kind in _JSON_KINDS and faults.take("wrapped"):
-                text = _misformatted(text, faults.wrapped)
-        return JSONResponse(_completion(text, messages))
+            return ""
+        if faults.take("malformed"):
+            return '{"reasoning": "The review uses the keyword'
+        asked = repaired_prompt(messages) or messages  # a repair request is answered as its original
+        kind = prompt_kind(asked)
+        text = _reply_text(asked, faults)
+        if kind in _JSON_KINDS and faults.never_json:
+            return _prose(kind)
+        if kind in _JSON_KINDS and faults.take("wrapped"):
+            return _misformatted(text, faults.wrapped)
+        return text
+
+    # -- the OpenAI batch API -------------------------------------------------------------------------
+
+    async def _upload(self, request: Request) -> Response:
+        if self.faults.no_batches:
+            return _error(404, "no such endpoint: /v1/files")
+        form = await request.form()
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            return _error(400, "a multipart 'file' is required")
+        content = await upload.read()
+        file_id = f"file-{len(self.files) + 1}"
+        self.files[file_id] = content
+        return JSONResponse(_file_object(file_id, len(content), upload.filename or "batch.jsonl", "batch"))
+
+    async def _file_content(self, request: Request) -> Response:
+        content = self.files.get(request.path_params["file_id"])
+        if self.faults.no_batches or content is None:
+            return _error(404, "no such file")
+        return Response(content, media_type="application/jsonl")
+
+    async def _create_batch(self, request: Request) -> Response:
+        if self.faults.no_batches:
+            return _error(404, "no such endpoint: /v1/batches")
+        body = await request.json()
+        content = self.files.get(body.get("input_file_id") or "")
+        if content is None:
+            return _error(400, f"unknown input_file_id {body.get('input_file_id')!r}")
+        lines = [json.loads(line) for line in content.decode().splitlines() if line.strip()]
+        batch_id = f"batch_{len(self.batches) + 1}"
+        self.batch_submissions.append([line["custom_id"] for line in lines])
+        self.batches[batch_id] = {
+            "id": batch_id,
+            "object": "batch",
+            "endpoint": body.get("endpoint", "/v1/chat/completions"),
+            "input_file_id": body["input_file_id"],
+            "completion_window": body.get("completion_window", "24h"),
+            "status": "validating",
+            "created_at": int(time.time()),
+            "output_file_id": None,
+            "error_file_id": None,
+            "errors": None,
+            "metadata": body.get("metadata"),
+            "request_counts": {"total": len(lines), "completed": 0, "failed": 0},
+        }
+        return JSONResponse(self.batches[batch_id])
+
+    async def _list_batches(self, request: Request) -> Response:
+        if self.faults.no_batches:
+            return _error(404, "no such endpoint: /v1/batches")
+        return JSONResponse({"object": "list", "data": list(self.batches.values()), "has_more": False})
+
+    async def _batch_status(self, request: Request) -> Response:
+        """The batch, one step further along than last asked (unless held in progress)."""
+        batch = self.batches.get(request.path_params["batch_id"])
+        if self.faults.no_batches or batch is None:
+            return _error(404, "no such batch")
+        self.batch_polls[batch["id"]] += 1
+        if batch["status"] == "validating":
+            batch["status"] = "in_progress"
+        elif batch["status"] == "in_progress" and not self.faults.batch_hold:
+            self._finish_batch(batch)
+        return JSONResponse(batch)
+
+    def _finish_batch(self, batch: dict[str, Any]) -> None:
+        lines = [json.loads(line) for line in self.files[batch["input_file_id"]].decode().splitlines() if line]
+        out = []
+        for n, line in enumerate(lines):
+            body = line["body"]
+            messages = body.get("messages") or []
+            self.max_tokens.append(body.get("max_tokens"))
+            self.calls_by_kind[prompt_kind(messages) or "other"] += 1
+            response = {
+                "status_code": 200,
+                "request_id": f"req-{n}",
+                "body": _completion(self._text(messages), messages),
+            }
+            out.append(
+                {"id": f"{batch['id']}-{n}", "custom_id": line["custom_id"], "response": response, "error": None}
+            )
+        output_id = f"file-{len(self.files) + 1}"
+        self.files[output_id] = "".join(json.dumps(row) + "\n" for row in out).encode()
+        batch.update(
+            status="completed",
+            output_file_id=output_id,
+            request_counts={"total": len(lines), "completed": len(lines), "failed": 0},
+        )
 
     async def _models(self, request: Request) -> Response:
         return JSONResponse({"object": "list", "data": [{"id": MODEL, "object": "model"}]})
