@@ -35,7 +35,8 @@ def ssh(sshd: Sshd) -> SshOptions:
 
 @pytest.fixture
 def inputs(tmp_path: Path) -> list[Path]:
-    """A model folder (nested, with a symlinked file like a Hugging Face snapshot) and two data files."""
+    """A model folder (nested, with a linked file like a Hugging Face snapshot) and two data files, one a
+    link to a differently named file (staged under the name given)."""
     model = tmp_path / "local" / "tiny-model"
     (model / "tokenizer").mkdir(parents=True)
     (model / "config.json").write_text('{"hidden_size": 8}')
@@ -44,7 +45,8 @@ def inputs(tmp_path: Path) -> list[Path]:
     (model / "tokenizer" / "tokenizer.json").write_text('{"vocab": ["a", "b"]}')
     train, valid = tmp_path / "local" / "train.jsonl", tmp_path / "local" / "valid.jsonl"
     train.write_text('{"text": "one"}\n{"text": "two"}\n')
-    valid.write_text('{"text": "three"}\n')
+    (tmp_path / "local" / "export-1234").write_text('{"text": "three"}\n')
+    valid.symlink_to(tmp_path / "local" / "export-1234")
     return [model, train, valid]
 
 
@@ -83,10 +85,17 @@ def test_staging_copies_inputs_once_and_then_nothing(inputs: list[Path], ssh: Ss
     assert not list((tmp_path / "remote").glob(".incoming*")), "the private unpack folders are removed"
 
 
+def test_a_missing_input_is_named(inputs: list[Path], ssh: SshOptions, tmp_path: Path) -> None:
+    gone = tmp_path / "local" / "test.jsonl"
+    with pytest.raises(NanodistillError, match=r"cannot stage .*test\.jsonl: not found"):
+        stage_inputs(["stagehost"], [*inputs, gone], ssh=ssh, remote_dir=str(tmp_path / "remote"))
+
+
 def test_a_changed_file_stages_only_that_file(inputs: list[Path], ssh: SshOptions, tmp_path: Path) -> None:
     remote_dir = str(tmp_path / "remote")
     before = stage_inputs(["stagehost"], inputs, ssh=ssh, remote_dir=remote_dir).paths["stagehost"]
     model, train, valid = inputs
+    train.unlink()
     train.write_text('{"text": "one, changed"}\n')
 
     after = stage_inputs(["stagehost"], inputs, ssh=ssh, remote_dir=remote_dir)

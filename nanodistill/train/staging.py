@@ -42,15 +42,17 @@ class StagedFile:
 
 @dataclass(frozen=True)
 class Input:
-    """One local file or folder and its content address: ``<key>/<name>`` under the staged folder."""
+    """One local file or folder (`path` as the caller gave it) and its content address: ``<key>/<name>``
+    under the staged folder."""
 
     path: Path
+    name: str
     key: str
     files: tuple[StagedFile, ...]
 
     @property
     def entry(self) -> str:
-        return f"{self.key}/{self.path.name}"
+        return f"{self.key}/{self.name}"
 
 
 @dataclass(frozen=True)
@@ -112,21 +114,26 @@ def _files_of(root: Path) -> list[Path]:
     return found
 
 
+def _absolute(path: Path) -> Path:
+    """`path` with ~ expanded, made absolute, links kept (their names are the ones mlx-lm looks for)."""
+    return Path(os.path.abspath(os.path.expanduser(path)))
+
+
 def hash_input(path: Path) -> Input:
-    """A file's key is its sha256; a folder's is the sha256 of its sorted (path, sha256) list."""
-    if path.is_file():
-        digest = _sha256(path)
-        return Input(path, digest, (StagedFile(path, path.name, digest, path.stat().st_size),))
-    if not path.is_dir():
-        raise NanodistillError(f"cannot stage {path}: it does not exist. Export the data / import the model first.")
+    """A file's key is its sha256; a folder's is the sha256 of its sorted (path, sha256) list. The name
+    is the one given (not a link's target: a linked train.jsonl stays train.jsonl)."""
+    where = _absolute(path)
+    if where.is_file():
+        digest = _sha256(where)
+        return Input(path, where.name, digest, (StagedFile(where, where.name, digest, where.stat().st_size),))
     files = tuple(
-        StagedFile(file, f"{path.name}/{file.relative_to(path).as_posix()}", _sha256(file), file.stat().st_size)
-        for file in _files_of(path)
+        StagedFile(file, f"{where.name}/{file.relative_to(where).as_posix()}", _sha256(file), file.stat().st_size)
+        for file in _files_of(where)
     )
     if not files:
         raise NanodistillError(f"cannot stage {path}: the folder holds no files.")
     listing = "".join(f"{item.relative}\0{item.sha256}\n" for item in files)
-    return Input(path, hashlib.sha256(listing.encode()).hexdigest(), files)
+    return Input(path, where.name, hashlib.sha256(listing.encode()).hexdigest(), files)
 
 
 def _root(remote_dir: str | None) -> str:
@@ -205,7 +212,7 @@ def _check_shared(hosts: Sequence[str], paths: Sequence[Path], shared_folder: Pa
         )
     script = "".join(f"[ -e {quoted([str(path)])} ] || echo {quoted([str(path)])}\n" for path in paths) + "true\n"
     for host in hosts:
-        unseen = run_remote(host, ssh, script).split()
+        unseen = run_remote(host, ssh, script).splitlines()
         if unseen:
             raise NanodistillError(
                 f"'shared_folder' {folder}: {host} does not see {', '.join(unseen)}. Mount the shared folder "
@@ -227,16 +234,22 @@ def stage_inputs(
     from every host are collected, so one call names every host that needs fixing.
     """
     options = ssh or SshOptions()
-    paths = list(dict.fromkeys(local_path(path) for path in files))
+    given = list(dict.fromkeys(Path(path) for path in files))
+    resolved = {path: local_path(path) for path in given}
+    missing = [str(path) for path in given if not resolved[path].exists()]
+    if missing:
+        raise NanodistillError(
+            f"cannot stage {', '.join(missing)}: not found. Export the data or import the model first."
+        )
     remote = [host for host in dict.fromkeys(hosts) if not is_local(host)]
-    same = {path: str(path) for path in paths}
+    same = {path: str(_absolute(path)) for path in given}
     local = [HostStaging(host, "local", same) for host in dict.fromkeys(hosts) if is_local(host)]
     if shared_folder is not None:
-        _check_shared(remote, paths, shared_folder, options)
+        _check_shared(remote, list(resolved.values()), shared_folder, options)
         return Staging([*local, *(HostStaging(host, "shared", same) for host in remote)])
     if not remote:
         return Staging(local)
-    inputs = [hash_input(path) for path in paths]
+    inputs = [hash_input(path) for path in given]
     with ThreadPoolExecutor(max_workers=min(8, len(remote))) as pool:
         futures = {host: pool.submit(_stage_host, host, inputs, options, remote_dir) for host in remote}
     errors = [str(future.exception()) for future in futures.values() if future.exception() is not None]
