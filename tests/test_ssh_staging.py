@@ -125,6 +125,23 @@ def test_a_changed_file_inside_the_model_folder_restages_the_folder(
     assert _tree(Path(after.paths["stagehost"][model])) == _tree(model)
 
 
+def test_a_copy_that_does_not_match_is_never_taken_as_staged(
+    inputs: list[Path], ssh: SshOptions, tmp_path: Path
+) -> None:
+    """/proc/uptime reads as text but stats as 0 bytes, so the tar carries an empty file whose sha256
+    differs from the one hashed here: the host's check must refuse it and leave nothing in place."""
+    if not Path("/proc/uptime").is_file():
+        pytest.skip("needs Linux's /proc/uptime (a file whose size and content disagree)")
+    model = inputs[0]
+    (model / "uptime").symlink_to("/proc/uptime")
+    remote = tmp_path / "remote"
+
+    with pytest.raises(NanodistillError, match=r"on stagehost, .*the copy does not match the files sent"):
+        stage_inputs(["stagehost"], [model], ssh=ssh, remote_dir=str(remote))
+
+    assert [path.name for path in remote.iterdir()] == [], "no entry, no half copy, no unpack folder left"
+
+
 def test_shared_folder_stages_nothing(inputs: list[Path], ssh: SshOptions, tmp_path: Path) -> None:
     staging = stage_inputs(["stagehost", "localhost"], inputs, shared_folder=tmp_path, ssh=ssh)
 
