@@ -7,6 +7,7 @@ the event loop as job events, progress and metrics. A resumed job re-renders the
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from nanodistill.store.db import Store
 from nanodistill.train.data import DataSummary, TrainRow, prepare_training_data
 from nanodistill.train.options import TrainOptions
 from nanodistill.train.plan import TrainParams, options_of
-from nanodistill.train.trainer import TrainConfig, iters_for_epochs, run_training
+from nanodistill.train.trainer import TrainConfig, TrainResult, iters_for_epochs, run_training
 
 
 async def training_rows(
@@ -103,7 +104,8 @@ async def run_train_job(ctx: JobContext) -> dict[str, Any]:
             f"leakage check: dropped {leaked} training rows that nearly duplicate a test input",
             {"leaked": leaked},
         )
-    data_dir = ctx.artifacts / "data"
+    # With a shared folder every host reads the data there; otherwise it is staged from the job's folder.
+    data_dir = Path(p.shared_folder) / "nanodistill-jobs" / ctx.id if p.shared_folder else ctx.artifacts / "data"
     summary = await prepare_rows(
         rows, instruction=dataset.instruction, options=p, base_path=base_path, data_dir=data_dir
     )
@@ -140,9 +142,12 @@ async def run_train_job(ctx: JobContext) -> dict[str, Any]:
         anyio.from_thread.run(report, entry)
 
     out_dir = ctx.artifacts / "adapter"
-    result = await anyio.to_thread.run_sync(
-        lambda: run_training(config, data_dir, out_dir, on_report=on_report, should_stop=ctx.should_stop)
-    )
+    if config.hosts is None:
+        result = await anyio.to_thread.run_sync(
+            lambda: run_training(config, data_dir, out_dir, on_report=on_report, should_stop=ctx.should_stop)
+        )
+    else:
+        result = await _train_on_hosts(ctx, config, data_dir, out_dir, report)
     summary_metrics = {
         "iterations_done": result.iterations_done,
         "best_val_loss": result.best_val_loss,
@@ -180,6 +185,42 @@ async def run_train_job(ctx: JobContext) -> dict[str, Any]:
             adapter_path=str(result.adapter_path),
         )
     return {"model_id": model_id, "model_name": p.name, **summary_metrics}
+
+
+async def _train_on_hosts(
+    ctx: JobContext,
+    config: TrainConfig,
+    data_dir: Path,
+    out_dir: Path,
+    report: Callable[[dict[str, Any]], Awaitable[None]],
+) -> TrainResult:
+    """Train on the ranks of `hosts` (this process launches them); rank 0's reports become this job's."""
+    from nanodistill.train.distributed import host_list, input_paths, train_on_hosts
+
+    assert config.hosts is not None
+    folders = ctx.settings.import_roots
+    hosts = host_list(config.hosts, folders)
+    base_paths, data_paths = await anyio.to_thread.run_sync(
+        lambda: input_paths(hosts, config.base_model, data_dir, config.shared_folder)
+    )
+
+    async def on_ranks(ranks: list[dict[str, Any]]) -> None:
+        where = ", ".join(f"rank {r['rank']} on {r['host']} (pid {r['pid']})" for r in ranks)
+        await ctx.event("info", f"training on {len(ranks)} ranks ({config.backend}): {where}", {"ranks": ranks})
+        await ctx.metrics({"ranks": ranks})
+
+    return await train_on_hosts(
+        config,
+        hosts=hosts,
+        base_paths=base_paths,
+        data_paths=data_paths,
+        out_dir=out_dir,
+        ranks_dir=ctx.artifacts / "ranks",
+        folders=folders,
+        on_report=report,
+        on_ranks=on_ranks,
+        should_stop=ctx.should_stop,
+    )
 
 
 def _mean_tokens_per_s(reports: list[dict[str, Any]]) -> float | None:

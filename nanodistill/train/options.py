@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from nanodistill.errors import NanodistillError
 
 Method = Literal["lora", "dora", "full"]
+Backend = Literal["ring", "mpi"]
 
 
 def _option(
@@ -59,6 +60,16 @@ class TrainOptions(BaseModel):
     save_every: int = _option(50, "steps between checkpoints (resume starts from the last one)", low=1, high=100_000)
     early_stopping_patience: int | None = _option(
         None, "stop after this many validation reports without improvement", low=1, high=100_000
+    )
+    hosts: list[str] | str | None = _option(
+        None,
+        "train data-parallel over mlx.distributed: a list of hosts, one rank each ('127.0.0.1' repeated for "
+        "local ranks, or ssh-reachable names), or the path of a hostfile in mlx.launch's JSON format; the first "
+        "host must be this machine (rank 0 writes the job's checkpoints); batch_size is split across the ranks",
+    )
+    backend: Backend = _option("ring", "mlx.distributed backend for hosts: ring (default) or mpi")
+    shared_folder: str | None = _option(
+        None, "a folder every host sees at the same path: remote hosts read their inputs there instead of staging"
     )
 
 

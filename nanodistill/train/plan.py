@@ -16,6 +16,7 @@ from nanodistill.store import models as models_db
 from nanodistill.store.db import Store
 from nanodistill.student.ref import base_problems
 from nanodistill.train.data import split_sizes
+from nanodistill.train.distributed import host_problems
 from nanodistill.train.options import TrainOptions, option_problems
 
 
@@ -59,7 +60,7 @@ async def check_training(
     resolved, found = await base_problems(store, base_model, field, settings.import_roots)
     for problem in found:
         problems.add(problem)
-    for problem in option_problems(opts):
+    for problem in option_problems(opts) + host_problems(opts, settings.import_roots):
         problems.add(problem)
     if n_train is not None:
         problems.check(lambda: split_sizes(n_train, val_fraction=opts.val_fraction, batch_size=opts.batch_size))

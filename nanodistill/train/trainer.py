@@ -5,6 +5,10 @@ does and hooks every step through the batch iterator it hands to `train`. That h
 validation, best-weights tracking, early stopping, checkpoints and cancellation happen, numbered in
 global steps, so a resumed run continues the same schedule (mlx-lm's loop always counts from 1 and
 only calls its callback at report time).
+
+Under mlx.distributed (ranks started by `train/distributed.py`) every rank runs this same loop on its
+share of each batch; rank 0 alone writes checkpoints and weights and restores a checkpoint, which it
+then shares with the other ranks, and a stop is agreed by all ranks at a step boundary.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import math
 import time
 import types
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -109,21 +113,27 @@ def run_training(
     from mlx_lm.tuner.trainer import TrainingArgs, train
     from mlx_lm.utils import load
 
+    world = mx.distributed.init()
+    lead = world.rank() == 0
     model, tokenizer = load(source)[:2]
     train_set, valid_set = _load_data(data_dir, tokenizer, config)
     mx.random.seed(config.seed)
     _make_trainable(model, config)
-    (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    _write_adapter_config(out_dir, config)
+    if lead:
+        (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        _write_adapter_config(out_dir, config)
     optimizer = optim.Adam(learning_rate=config.learning_rate)
     optimizer.init(model.trainable_parameters())
 
-    checkpoint = latest_checkpoint(out_dir / "checkpoints")
+    checkpoint = latest_checkpoint(out_dir / "checkpoints") if lead else None
     state = TrainState(base_model=source, method=config.method)
     if checkpoint is not None:
         state = _restore(checkpoint, model, optimizer, state)
+    if world.size() > 1:
+        state = _share_resume_point(world, model, optimizer, state)
+    if state.iteration:
         mx.random.seed(config.seed + state.iteration)
-    run = _Run(config, model, optimizer, valid_set, out_dir, state, on_report, should_stop)
+    run = _Run(config, model, optimizer, valid_set, out_dir, state, on_report, should_stop, world)
 
     remaining = config.iters - state.iteration
     if remaining > 0 and not state.early_stopped:
@@ -144,6 +154,7 @@ def run_training(
             args=args,
             iterate_batches=run.iterate_batches,
             training_callback=_reporter(run),
+            **({"loss": _global_token_loss(world)} if world.size() > 1 else {}),
         )
     run.finish()
     return TrainResult(
@@ -240,6 +251,53 @@ def _restore(checkpoint: Path, model: nn.Module, optimizer: optim.Optimizer, fre
     return state
 
 
+def _global_token_loss(world: Any) -> Callable[..., Any]:
+    """mlx-lm's loss, weighted so that ranks' averaged gradients equal one process's on the whole batch.
+
+    Each rank's loss is the mean over its own tokens, and mlx-lm averages the ranks' gradients: a mean of
+    means, which weighs a rank's short examples like another's long ones. Scaling rank r's mean by
+    n_r * N / n_total makes the average the mean over all the batch's tokens (and the reported loss with it).
+    """
+    import mlx.core as mx
+    from mlx_lm.tuner.trainer import default_loss
+
+    size = world.size()
+
+    def loss(model: nn.Module, batch: mx.array, lengths: mx.array) -> tuple[mx.array, mx.array]:
+        mean, ntoks = default_loss(model, batch, lengths)
+        total = mx.distributed.all_sum(ntoks, group=world)
+        return mean * ntoks.astype(mx.float32) * size / total.astype(mx.float32), ntoks
+
+    return loss
+
+
+def _share_resume_point(world: Any, model: nn.Module, optimizer: optim.Optimizer, state: TrainState) -> TrainState:
+    """Rank 0's restored state, weights and optimizer moments on every rank (an all_sum to which the
+    other ranks add zeros), so only rank 0 ever reads a checkpoint."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten, tree_map
+
+    lead = world.rank() == 0
+    text = json.dumps(asdict(state)).encode() if lead else b""
+    size = cast(int, mx.distributed.all_sum(mx.array(len(text)), stream=mx.cpu).item())
+    padded = list(text) if lead else [0] * size
+    shared = bytes(cast(list[int], mx.distributed.all_sum(mx.array(padded, dtype=mx.int32), stream=mx.cpu).tolist()))
+    state = TrainState(**json.loads(shared.decode()))
+    if not state.iteration:
+        return state
+
+    def from_lead(value: Any) -> Any:
+        if not isinstance(value, mx.array):
+            return value
+        return mx.distributed.all_sum(value if lead else mx.zeros_like(value), stream=mx.cpu)
+
+    weights = dict(cast(list[tuple[str, Any]], tree_flatten(model.trainable_parameters())))
+    model.load_weights([(k, from_lead(v)) for k, v in weights.items()], strict=False)
+    optimizer.state = tree_map(from_lead, optimizer.state)
+    mx.eval(model.trainable_parameters(), optimizer.state)
+    return state
+
+
 class _Run:
     """Per-step bookkeeping around mlx-lm's loop, in global step numbers."""
 
@@ -253,8 +311,11 @@ class _Run:
         state: TrainState,
         on_report: Callable[[dict[str, Any]], None],
         should_stop: Callable[[], bool],
+        world: Any,
     ) -> None:
         self.config = config
+        self.world = world
+        self.lead = world.rank() == 0
         self.model = model
         self.optimizer = optimizer
         self.valid_set = valid_set
@@ -295,7 +356,7 @@ class _Run:
     def _before_step(self) -> bool:
         """Runs with `iteration` steps complete; False ends the loop."""
         step = self.state.iteration
-        if self.should_stop():
+        if self._stop_agreed():
             self.stopped = True
             return False
         if step % self.config.steps_per_eval == 0 and self.state.last_eval_iteration != step:
@@ -305,6 +366,15 @@ class _Run:
         if step % self.config.save_every == 0 and step > self.last_saved:
             self._checkpoint()
         return True
+
+    def _stop_agreed(self) -> bool:
+        """should_stop, asked of rank 0 and agreed by every rank, so all leave the loop after the same step."""
+        if self.world.size() == 1:
+            return self.should_stop()
+        import mlx.core as mx
+
+        flag = mx.array(int(self.lead and self.should_stop()))
+        return bool(mx.distributed.all_sum(flag, stream=mx.cpu).item())
 
     def finish(self) -> None:
         """After mlx-lm's loop: a last validation unless cut short, a last checkpoint, loadable weights."""
@@ -324,9 +394,11 @@ class _Run:
         self.last_train_report = iteration
         it_per_s = float(info["iterations_per_second"]) * steps / self.config.steps_per_report
         self.rates = (it_per_s, float(info["tokens_per_second"]))
-        self.state.trained_tokens = self.tokens_before + int(info["trained_tokens"])
+        trained = self.tokens_before + int(info["trained_tokens"])
+        tokens_per_step = (trained - self.state.trained_tokens) / steps if steps else None
+        self.state.trained_tokens = trained
         self.state.final_train_loss = float(info["train_loss"])
-        self._report("train", iteration, "train_loss", self.state.final_train_loss)
+        self._report("train", iteration, "train_loss", self.state.final_train_loss, tokens_per_step=tokens_per_step)
 
     def _validate(self) -> None:
         from mlx_lm.tuner.trainer import evaluate
@@ -356,6 +428,8 @@ class _Run:
         """Replace out_dir/adapters.safetensors by the current weights, never leaving it half-written."""
         import mlx.core as mx
 
+        if not self.lead:
+            return
         tmp = self.out_dir / f".tmp-{ADAPTERS_FILE}"
         mx.save_safetensors(str(tmp), _trainable_weights(self.model))
         tmp.replace(self.out_dir / ADAPTERS_FILE)
@@ -363,11 +437,13 @@ class _Run:
     def _checkpoint(self) -> None:
         from mlx.utils import tree_flatten
 
+        self.last_saved = self.state.iteration
+        if not self.lead:
+            return
         optimizer_state = dict(cast(list[tuple[str, Any]], tree_flatten(self.optimizer.state)))
         save_checkpoint(self.out_dir / "checkpoints", self.state, _trainable_weights(self.model), optimizer_state)
-        self.last_saved = self.state.iteration
 
-    def _report(self, kind: str, iteration: int, loss_key: str, loss: float) -> None:
+    def _report(self, kind: str, iteration: int, loss_key: str, loss: float, **extra: Any) -> None:
         import mlx.core as mx
 
         it_per_s, tokens_per_s = self.rates
@@ -382,7 +458,10 @@ class _Run:
             "trained_tokens": self.state.trained_tokens,
             "peak_memory_gb": mx.get_peak_memory() / 1e9,
             "eta_s": remaining / it_per_s if it_per_s else None,
+            **extra,
         }
+        if self.world.size() > 1:
+            report["ranks"] = self.world.size()
         self.state.reports.append(report)
         self.on_report(report)
 
