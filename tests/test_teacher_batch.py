@@ -180,3 +180,34 @@ async def test_dry_run_quotes_the_batch_price(client: Client, home: Path, server
     assert batched["projected_prompt_tokens"] == live["projected_prompt_tokens"]
     assert batched["projected_cost_usd"] == pytest.approx(live["projected_cost_usd"] / 2)
     assert any("batch rate" in note for note in batched["notes"])
+
+
+async def test_distill_checks_and_passes_on_the_batch_and_max_tokens_options(
+    client: Client, home: Path, server: TeacherServer
+) -> None:
+    server.faults.no_batches = True
+    error = await call_error(
+        client,
+        "distill",
+        name="reviews",
+        instruction=toy_sentiment.INSTRUCTION,
+        seeds=SEEDS,
+        teacher=server.model,
+        api_base=server.url,
+        batch=True,
+        max_tokens=8,
+    )
+    assert "'batch'" in error and "no batch API" in error, error
+    assert "'max_tokens' must be between" in error, error
+
+
+async def test_a_batch_api_that_fails_in_the_job_ends_it_with_an_error_naming_the_option(
+    client: Client, home: Path, server: TeacherServer
+) -> None:
+    await make_dataset(client)
+    server.faults.no_batch_uploads = True  # GET /batches answers, so the plan lets the job start
+    job_id = (await amplify(client, server, batch=True, target_size=20))["job"]["id"]
+    view, _ = await wait_job(client, job_id, timeout=120)
+    assert view["status"] == "failed", view
+    assert "'batch'" in view["error"] and "POST /files answered 404" in view["error"], view["error"]
+    assert "without batch=True" in view["error"] and server.calls == 0

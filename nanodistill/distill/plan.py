@@ -45,6 +45,8 @@ class DistillRequest(BaseModel):
     api_key_env: str | None = None
     input_cost_per_token: float | None = None
     output_cost_per_token: float | None = None
+    batch: bool = False
+    max_tokens: int | None = None
     training_data: list[dict[str, Any]] | str | None = Field(default=None, union_mode="left_to_right")
 
 

@@ -6,7 +6,11 @@ judge's prompts (`evaluate/judge.py`) by word overlap with the reference, and ca
 be told to misbehave: latency, 429 with Retry-After, 500, hangs, malformed or empty replies,
 JSON wrapped the way small models wrap it (`wrapped`) or never given at all (`never_json`),
 wrong or off-label answers, calls that never answer (`stall_every`), and to serve one request at a
-time like a local server (`serial`: Ollama, llama.cpp and mlx_lm queue the rest). Switches are
+time like a local server (`serial`: Ollama, llama.cpp and mlx_lm queue the rest). It also serves
+OpenAI's batch API (`/v1/files`, `/v1/batches`): a batch moves validating -> in_progress -> completed
+one step per status request and stays in progress while `batch_hold` is set, so a test decides when
+it ends; `no_batches` makes those endpoints answer 404 (`no_batch_uploads`: only the upload), and
+`batch_submissions` lists the request ids of every batch created. Switches are
 attributes of `server.faults` (set them while it runs) and are also settable from another process
 with `POST /admin/faults`; `GET /admin/stats` reports call counts.
 It records every request it gets (`server.requests`), so tests can assert what a client sent it,
@@ -67,6 +71,7 @@ class Faults:
     judge_out_of_range: int = 0  # grades outside [0, 1]: {"score": 7, ...}
     no_batches: bool = False  # the batch endpoints answer 404, as on a server without a batch API
     batch_hold: bool = False  # batches stay in progress until this is cleared
+    no_batch_uploads: bool = False  # only POST /v1/files answers 404: the batch API fails once a job uses it
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def take(self, name: str) -> bool:
@@ -384,7 +389,7 @@ class TeacherServer:
     # -- the OpenAI batch API -------------------------------------------------------------------------
 
     async def _upload(self, request: Request) -> Response:
-        if self.faults.no_batches:
+        if self.faults.no_batches or self.faults.no_batch_uploads:
             return _error(404, "no such endpoint: /v1/files")
         form = await request.form()
         upload = form.get("file")
@@ -485,6 +490,7 @@ class TeacherServer:
                 "calls_by_kind": dict(self.calls_by_kind),
                 "max_in_flight": self.max_in_flight,
                 "stalled": self.stalled,
+                "batch_submissions": len(self.batch_submissions),
                 "faults": self.faults.snapshot(),
             }
         )
