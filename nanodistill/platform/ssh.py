@@ -107,7 +107,8 @@ def stream_to_remote(host: str, options: SshOptions, script: str, write: Callabl
                 write(proc.stdin)
         except BrokenPipeError:
             pass  # the remote side stopped reading: its exit status and stderr say why
-        code = proc.wait()
+        finally:
+            code = proc.wait()  # a failed write closed stdin, so the remote side ends too
         out.seek(0)
         err.seek(0)
         return checked_output(host, code, out.read(), err.read())
