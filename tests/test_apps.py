@@ -223,6 +223,8 @@ async def test_job_view_shows_amplify_progress_moving_and_its_cancel_button_canc
     first = await number(frame, progress)
     await holds(frame, f"({progress})() > {first}", 120)
     assert await frame.locator("#status").text_content() == "running"
+    assert await frame.evaluate("() => document.documentElement.dataset.theme") == "dark"
+    assert await frame.evaluate("() => getComputedStyle(document.body).backgroundColor") == "rgb(27, 28, 32)"
     assert "/ 400" in (await frame.locator("#progress").text_content() or "")
     await host.shot("job-amplify-running")
 
