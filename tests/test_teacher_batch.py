@@ -12,6 +12,7 @@ import os
 import signal
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,22 @@ def job_pid(home: Path, job_id: str) -> int | None:
         return row[0] if row else None
     finally:
         con.close()
+
+
+async def kill(client: Client, home: Path, job_id: str) -> None:
+    """kill -9 the job's process; returns once the job is seen interrupted."""
+    pid = job_pid(home, job_id)
+    assert pid
+    os.kill(pid, signal.SIGKILL)
+    view, _ = await wait_job(client, job_id, timeout=60, until=lambda v, _: v["status"] != "running")
+    assert view["status"] == "interrupted", view
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 120
+    while not condition():
+        assert time.monotonic() < deadline, what
+        await anyio.sleep(0.05)
 
 
 def batch_price(prompt_tokens: int, completion_tokens: int) -> float:
@@ -121,16 +138,9 @@ async def test_killed_during_a_batch_the_resumed_job_collects_it_without_submitt
     await make_dataset(client)
     server.faults.batch_hold = True
     job_id = (await amplify(client, server, batch=True, target_size=30))["job"]["id"]
-    deadline = time.monotonic() + 120
-    while not server.batch_polls:  # the job polls only a batch it has recorded
-        assert time.monotonic() < deadline, "the job submitted no batch"
-        await anyio.sleep(0.05)
+    await until(lambda: bool(server.batch_polls), "the job polled no batch")  # only a batch it has recorded
     [held] = server.batch_polls
-    pid = job_pid(home, job_id)
-    assert pid
-    os.kill(pid, signal.SIGKILL)
-    view, _ = await wait_job(client, job_id, timeout=60, until=lambda v, _: v["status"] != "running")
-    assert view["status"] == "interrupted", view
+    await kill(client, home, job_id)
     assert len(server.batch_submissions) == 1 and server.batches[held]["status"] == "in_progress"
     polls_before = server.batch_polls[held]
 
@@ -211,3 +221,26 @@ async def test_a_batch_api_that_fails_in_the_job_ends_it_with_an_error_naming_th
     assert view["status"] == "failed", view
     assert "'batch'" in view["error"] and "POST /files answered 404" in view["error"], view["error"]
     assert "without batch=True" in view["error"] and server.calls == 0
+
+
+@pytest.mark.slow
+async def test_killed_before_it_heard_the_batch_id_the_resumed_job_finds_the_batch_by_its_file(
+    client: Client, home: Path, server: TeacherServer
+) -> None:
+    """The crash window between the provider creating a batch and the job recording its id."""
+    await make_dataset(client)
+    server.faults.batch_create_hang = True
+    job_id = (await amplify(client, server, batch=True, target_size=20))["job"]["id"]
+    await until(lambda: bool(server.batch_submissions), "the job created no batch")
+    await kill(client, home, job_id)
+    assert not server.batch_polls  # the job never learnt the batch id
+
+    server.faults.batch_create_hang = False
+    await call(client, "resume_job", job_id=job_id)
+    view, events = await wait_job(client, job_id, timeout=180)
+    assert view["status"] == "succeeded", view
+    assert view["result"]["total_examples"] == 20
+    assert server.batch_polls["batch_1"] >= 1 and server.batches["batch_1"]["status"] == "completed"
+    assert_no_request_sent_twice(server)
+    assert any("collected 1 teacher batches" in e["message"] for e in events)
+    assert view["result"]["teacher_batches"] == len(server.batch_submissions)

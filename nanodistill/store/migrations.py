@@ -128,15 +128,15 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         "teacher batches",
         """
         CREATE TABLE teacher_batches (
-            id TEXT PRIMARY KEY,
+            input_file_id TEXT PRIMARY KEY,
+            batch_id TEXT UNIQUE,
             job_id TEXT NOT NULL,
             model TEXT NOT NULL,
             api_base TEXT,
-            input_file_id TEXT NOT NULL,
             requests TEXT NOT NULL,
-            status TEXT NOT NULL CHECK (status IN ('submitted', 'collected')),
+            status TEXT NOT NULL CHECK (status IN ('uploaded', 'submitted', 'collected', 'never_created')),
             created_at REAL NOT NULL,
-            collected_at REAL
+            ended_at REAL
         );
         CREATE INDEX teacher_batches_by_job ON teacher_batches(job_id, status);
         """,

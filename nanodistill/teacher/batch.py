@@ -28,7 +28,7 @@ from nanodistill.store.db import Store
 from nanodistill.teacher.cache import CachedReply
 from nanodistill.teacher.client import TeacherClient, TeacherError
 from nanodistill.teacher.provider import api_key, load_litellm, provider_of, redact
-from nanodistill.teacher.retry import classify
+from nanodistill.teacher.retry import backoff_s, classify
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ BATCH_ENDPOINT = "/v1/chat/completions"
 BATCH_ATTEMPTS = 3  # a request whose batch line failed goes into the next batch, this many times in all
 FIRST_POLL_S = 0.5
 MAX_POLL_S = 60.0
+LIST_LIMIT = 100  # batches listed when looking for one whose id a crash lost (the provider lists newest first)
 POLL_GROWTH = 1.5
 _DONE = {"completed", "failed", "expired", "cancelled"}
 _NO_ENDPOINT = {404, 405}
@@ -149,9 +150,10 @@ class BatchTeacherClient(TeacherClient):
         sent, self._queue = self._queue, []
         try:
             replies = await self._run_batch(sent)
-        except NanodistillError as exc:
+        except Exception as exc:
+            error = str(exc) if isinstance(exc, NanodistillError) else f"teacher batch failed: {exc!r}"[:400]
             for waiting in sent:
-                waiting.error, waiting.fatal = str(exc), True
+                waiting.error, waiting.fatal = redact(error), True
                 waiting.done.set()
             return
         for waiting in sent:
@@ -182,9 +184,13 @@ class BatchTeacherClient(TeacherClient):
         if failure.status in _NO_ENDPOINT:
             return NanodistillError(no_batch_api(self.model, self.api_base, f"{step} answered {failure.status}"))
         where = f" at {self.api_base}" if self.api_base else ""
-        return TeacherError(f"teacher {self.model}{where}: {step} failed: {failure.reason} ({detail})")
+        return TeacherError(
+            f"teacher {self.model}{where}: {step} failed: {failure.reason} ({detail}); the batches already sent "
+            "are recorded: resume the job to collect them"
+        )
 
     async def _run_batch(self, sent: list[_Waiting]) -> dict[str, CachedReply | str]:
+        """Upload the requests, record the upload, create the batch, record its id, then collect it."""
         litellm = load_litellm()
         auth = self._auth()
         requests = {waiting.key: waiting.request for waiting in sent}  # a key asked twice goes once
@@ -208,6 +214,15 @@ class BatchTeacherClient(TeacherClient):
             )
         except Exception as exc:
             raise self._failed("POST /files", exc, auth) from None
+        async with self.store.write() as db:
+            await teacher_batches.insert_upload(
+                db,
+                uploaded.id,
+                job_id=self.job_id or "",
+                model=self.routed_model,
+                api_base=self.api_base,
+                requests=requests,
+            )
         try:
             batch = await litellm.acreate_batch(
                 completion_window="24h",
@@ -219,53 +234,81 @@ class BatchTeacherClient(TeacherClient):
         except Exception as exc:
             raise self._failed("POST /batches", exc, auth) from None
         async with self.store.write() as db:
-            await teacher_batches.insert_batch(
-                db,
-                batch.id,
-                job_id=self.job_id or "",
-                model=self.routed_model,
-                api_base=self.api_base,
-                input_file_id=uploaded.id,
-                requests=requests,
-            )
+            await teacher_batches.mark_submitted(db, uploaded.id, batch.id)
         self.batches_sent += 1
         log.info("teacher %s: batch %s submitted with %d requests", self.model, batch.id, len(requests))
-        replies = await self._collect(litellm, auth, batch.id, requests)
+        replies = await self._collect(litellm, auth, uploaded.id, batch.id, requests)
         for reply in replies.values():
             if isinstance(reply, CachedReply):
                 self._account(reply)
         return replies
 
     async def resume_open_batches(self) -> int:
-        """Collect the batches an earlier attempt of this job submitted and never collected (their replies go
-        to the ledger, where the job's calls find them); the number collected."""
+        """Collect the batches an earlier attempt of this job sent and never collected (their replies go to
+        the ledger, where the job's calls find them); an upload whose batch id was never recorded is looked
+        up among the provider's batches by its file. Returns the number of batches collected."""
         found = await teacher_batches.open_batches(self.store, self.job_id or "", self.routed_model, self.api_base)
         if not found:
             return 0
         litellm = load_litellm()
         auth = self._auth()
+        collected = 0
         for batch in found:
-            await self._collect(litellm, auth, batch.id, batch.requests)
-            self.batches_resumed += 1
-        return len(found)
+            batch_id = batch.batch_id or await self._find_batch(litellm, auth, batch.input_file_id)
+            if batch_id is None:  # the provider never created it: its requests go out again with the job's
+                async with self.store.write() as db:
+                    await teacher_batches.mark_ended(db, batch.input_file_id, "never_created")
+                continue
+            if batch.batch_id is None:
+                async with self.store.write() as db:
+                    await teacher_batches.mark_submitted(db, batch.input_file_id, batch_id)
+            await self._collect(litellm, auth, batch.input_file_id, batch_id, batch.requests)
+            collected += 1
+        self.batches_resumed += collected
+        return collected
 
-    async def _collect(
-        self, litellm: ModuleType, auth: dict[str, Any], batch_id: str, requests: dict[str, dict[str, Any]]
-    ) -> dict[str, CachedReply | str]:
-        """Poll a batch until it ends, read its output, and record the replies and the batch's end at once."""
-        started = time.monotonic()
-        wait = FIRST_POLL_S
+    async def _find_batch(self, litellm: ModuleType, auth: dict[str, Any], input_file_id: str) -> str | None:
+        """The id of the provider's batch made from this uploaded file, among its most recent batches."""
+        try:
+            page = await litellm.alist_batches(limit=LIST_LIMIT, **auth)
+        except Exception as exc:
+            raise self._failed("GET /batches", exc, auth) from None
+        for item in getattr(page, "data", None) or []:
+            if getattr(item, "input_file_id", None) == input_file_id:
+                return str(item.id)
+        return None
+
+    async def _status(self, litellm: ModuleType, auth: dict[str, Any], batch_id: str) -> Any:
+        """The batch as the provider reports it now, asking again (with backoff) after a failure worth it."""
+        attempt = 0
         while True:
             try:
-                batch = await litellm.aretrieve_batch(batch_id=batch_id, **auth)
+                return await litellm.aretrieve_batch(batch_id=batch_id, **auth)
             except Exception as exc:
-                raise self._failed(f"GET /batches/{batch_id}", exc, auth) from None
-            if batch.status in _DONE:
-                break
+                failure = classify(exc)
+                if not failure.retryable or attempt >= self.max_retries:
+                    raise self._failed(f"GET /batches/{batch_id}", exc, auth) from None
+            await anyio.sleep(backoff_s(attempt, failure, base_s=self.backoff_base_s, cap_s=self.backoff_cap_s))
+            attempt += 1
+
+    async def _collect(
+        self,
+        litellm: ModuleType,
+        auth: dict[str, Any],
+        input_file_id: str,
+        batch_id: str,
+        requests: dict[str, dict[str, Any]],
+    ) -> dict[str, CachedReply | str]:
+        """Poll a batch until it ends, read its output, and record the replies and the batch's end at once.
+        A request without a reply maps to the reason (a batch that failed or expired gives its status)."""
+        started = time.monotonic()
+        wait = FIRST_POLL_S
+        while (batch := await self._status(litellm, auth, batch_id)).status not in _DONE:
             await anyio.sleep(wait)
             wait = min(wait * POLL_GROWTH, MAX_POLL_S)
         elapsed = time.monotonic() - started
-        replies: dict[str, CachedReply | str] = {}
+        ended = f"batch {batch_id} ended {batch.status} ({str(getattr(batch, 'errors', None))[:200]})"
+        replies: dict[str, CachedReply | str] = dict.fromkeys(requests, ended)
         for file_id in (batch.output_file_id, batch.error_file_id):
             if file_id:
                 try:
@@ -273,8 +316,6 @@ class BatchTeacherClient(TeacherClient):
                 except Exception as exc:
                     raise self._failed(f"GET /files/{file_id}/content", exc, auth) from None
                 replies.update(self._read_output(text, elapsed))
-        if not replies and batch.status != "completed":
-            raise TeacherError(f"teacher {self.model}: batch {batch_id} ended {batch.status} without output")
         async with self.store.write() as db:
             for key, reply in replies.items():
                 if isinstance(reply, CachedReply) and reply.text.strip() and key in requests:
@@ -290,7 +331,7 @@ class BatchTeacherClient(TeacherClient):
                         latency_s=reply.latency_s,
                         job_id=self.job_id,
                     )
-            await teacher_batches.mark_collected(db, batch_id)
+            await teacher_batches.mark_ended(db, input_file_id, "collected")
         return replies
 
     def _read_output(self, text: str, elapsed: float) -> dict[str, CachedReply | str]:

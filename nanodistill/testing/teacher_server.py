@@ -9,7 +9,8 @@ wrong or off-label answers, calls that never answer (`stall_every`), and to serv
 time like a local server (`serial`: Ollama, llama.cpp and mlx_lm queue the rest). It also serves
 OpenAI's batch API (`/v1/files`, `/v1/batches`): a batch moves validating -> in_progress -> completed
 one step per status request and stays in progress while `batch_hold` is set, so a test decides when
-it ends; `no_batches` makes those endpoints answer 404 (`no_batch_uploads`: only the upload), and
+it ends; `no_batches` makes those endpoints answer 404 (`no_batch_uploads`: only the upload),
+`batch_create_hang` holds the answer to a batch it created (a client that never hears the id), and
 `batch_submissions` lists the request ids of every batch created. Switches are
 attributes of `server.faults` (set them while it runs) and are also settable from another process
 with `POST /admin/faults`; `GET /admin/stats` reports call counts.
@@ -72,6 +73,7 @@ class Faults:
     no_batches: bool = False  # the batch endpoints answer 404, as on a server without a batch API
     batch_hold: bool = False  # batches stay in progress until this is cleared
     no_batch_uploads: bool = False  # only POST /v1/files answers 404: the batch API fails once a job uses it
+    batch_create_hang: bool = False  # POST /v1/batches creates the batch, then holds its answer while set
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def take(self, name: str) -> bool:
@@ -430,6 +432,8 @@ class TeacherServer:
             "metadata": body.get("metadata"),
             "request_counts": {"total": len(lines), "completed": 0, "failed": 0},
         }
+        while self.faults.batch_create_hang and not self._stopping.is_set():
+            await asyncio.sleep(0.05)
         return JSONResponse(self.batches[batch_id])
 
     async def _list_batches(self, request: Request) -> Response:
