@@ -18,8 +18,10 @@ import pytest
 from mcp import Client
 
 from nanodistill.jobs.process import pid_alive
+from nanodistill.testing.toy_sentiment import INSTRUCTION
+from nanodistill.testing.toy_sentiment import examples as toy_examples
 from tests.mcp_helpers import call, call_error, wait_job
-from tests.test_training_jobs import job_count, make_dataset, metrics, past, start_training, student
+from tests.test_training_jobs import db_rows, job_count, make_dataset, metrics, past, start_training, student
 
 pytestmark = pytest.mark.anyio
 __all__ = ["student"]  # the fixture, shared with test_training_jobs
@@ -120,6 +122,25 @@ async def test_killed_rank_fails_the_job_by_name_and_resume_finishes(client: Cli
     assert state["iteration"] == 60
 
 
+@pytest.mark.slow
+async def test_killed_launcher_leaves_no_rank_and_resume_finishes(client: Client, home: Path, student: Path) -> None:
+    await make_dataset(client)
+    job = await start_training(client, student, iters=60, save_every=5, name="orphaned", hosts=TWO_RANKS)
+    _, events = await wait_job(client, job["id"], timeout=240, until=past(10))
+    pids = rank_pids(events)
+    [(launcher,)] = db_rows(home, "SELECT pid FROM jobs WHERE id = ?", (job["id"],))
+    os.kill(launcher, signal.SIGKILL)
+
+    interrupted, _ = await wait_job(client, job["id"], timeout=120)
+    assert interrupted["status"] == "interrupted", interrupted
+    assert wait_dead(list(pids.values())) == [], pids
+
+    await call(client, "resume_job", job_id=job["id"])
+    done, _ = await wait_job(client, job["id"], timeout=360, after=interrupted["events_cursor"])
+    assert done["status"] == "succeeded", done
+    assert done["result"]["iterations_done"] == 60
+
+
 @pytest.mark.parametrize(
     ("overrides", "words"),
     [
@@ -139,4 +160,20 @@ async def test_bad_hosts_start_no_job(
     message = await call_error(client, "train_student", **arguments)
     for word in words:
         assert word in message, message
+    assert job_count(home) == 0
+
+
+async def test_distill_checks_hosts_in_its_training(client: Client, home: Path, student: Path) -> None:
+    message = await call_error(
+        client,
+        "distill",
+        name="toy",
+        seeds=toy_examples(12, seed=1, balanced=True),
+        instruction=INSTRUCTION,
+        teacher="no-such-provider-model-xyz",
+        student=str(student),
+        training={"hosts": ["127.0.0.1", "mac-2"], "batch_size": 3},
+    )
+    assert "'batch_size' (3)" in message and "multiple of 2" in message, message
+    assert "ring backend" in message and "'mac-2'" in message, message
     assert job_count(home) == 0

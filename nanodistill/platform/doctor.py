@@ -40,6 +40,8 @@ info = {
     "metal": bool(mx.metal.is_available()),
     "cuda": bool(cuda is not None and cuda.is_available()),
 }
+if info["cuda"] and hasattr(mx, "device_info"):
+    info["cuda_device"] = {k: v for k, v in mx.device_info(mx.gpu).items() if isinstance(v, (str, int, float))}
 n = 1024
 a = mx.random.normal((n, n), stream=mx.cpu)
 b = mx.random.normal((n, n), stream=mx.cpu)

@@ -151,11 +151,11 @@ def launch_command(spec: RankSpec, hosts_option: list[str] | str, folders: tuple
         command += ["--hosts", ",".join(hosts_option)]
     else:
         command += ["--hostfile", str(checked_path(hosts_option, folders, "hosts"))]
-    command += ["--backend", spec.backend, "--starting-port", str(_free_port_run(len(spec.hosts)))]
+    command += ["--backend", spec.backend, "--starting-port", str(free_port_run(len(spec.hosts)))]
     return [*command, "--", sys.executable, "-m", RANK_MODULE, spec.encoded()]
 
 
-def _free_port_run(count: int) -> int:
+def free_port_run(count: int) -> int:
     """A port where `count` consecutive ports were free a moment ago (the ring listens on one per rank)."""
     for _ in range(50):
         with socket.socket() as probe:
