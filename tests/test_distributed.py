@@ -148,6 +148,7 @@ async def test_killed_launcher_leaves_no_rank_and_resume_finishes(client: Client
         ({"hosts": []}, ("hosts", "empty")),
         ({"hosts": ["127.0.0.1", "mac-2"]}, ("ring backend", "'mac-2'", "IP")),
         ({"hosts": ["10.0.0.9", "127.0.0.1"]}, ("first host", "'10.0.0.9'")),
+        ({"hosts": ["127.0.0.1", "10.0.0.9"]}, ("hostfile", "LAN IP")),
         ({"hosts": "no-such-hostfile.json"}, ("hosts",)),
         ({"hosts": TWO_RANKS, "backend": "nccl"}, ("backend",)),
     ],
@@ -176,4 +177,18 @@ async def test_distill_checks_hosts_in_its_training(client: Client, home: Path, 
     )
     assert "'batch_size' (3)" in message and "multiple of 2" in message, message
     assert "ring backend" in message and "'mac-2'" in message, message
+    assert job_count(home) == 0
+
+
+async def test_a_hostfile_is_read_for_the_ranks(client: Client, home: Path, student: Path, tmp_path: Path) -> None:
+    await make_dataset(client, n=60)
+    hostfile = tmp_path / "hosts.json"
+    local = {"ssh": "127.0.0.1", "ips": ["127.0.0.1"]}
+    hostfile.write_text(json.dumps({"backend": "ring", "hosts": [local, local, local]}))
+    arguments = {"dataset": "toy", "base_model": str(student), "batch_size": 4, "hosts": str(hostfile)}
+    message = await call_error(client, "train_student", **arguments)
+    assert "'batch_size' (4)" in message and "3 ranks" in message and "multiple of 3" in message, message
+    hostfile.write_text(json.dumps({"hosts": [{"name": "no ssh key"}]}))
+    message = await call_error(client, "train_student", **arguments)
+    assert "not an mlx.launch hostfile" in message and str(hostfile) in message, message
     assert job_count(home) == 0

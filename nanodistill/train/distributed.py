@@ -105,6 +105,11 @@ def host_problems(opts: TrainOptions, folders: tuple[Path, ...]) -> list[str]:
                 f"'hosts': the ring backend connects by IP address, got {', '.join(map(repr, names))}; give IPs, "
                 'or a hostfile with "ips" for each host'
             )
+    if opts.backend == "ring" and isinstance(opts.hosts, list) and any(h != LOCAL_HOST for h in hosts):
+        problems.append(
+            f"'hosts': with other machines, rank 0 must listen on an address they reach, not {LOCAL_HOST}; give a "
+            f'hostfile whose first entry is {{"ssh": "{LOCAL_HOST}", "ips": ["<this machine\'s LAN IP>"]}}'
+        )
     if opts.batch_size % len(hosts):
         problems.append(
             f"'batch_size' ({opts.batch_size}) is split across the {len(hosts)} ranks of 'hosts' and must be a "
