@@ -198,6 +198,7 @@ class Launch:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 cwd=str(ranks_dir),
+                env=_rank_env(hosts.count(LOCAL_HOST)),
             )
         self.read_at = 0
 
@@ -250,6 +251,15 @@ class Launch:
             how = "was terminated" if code is None else _exit_text(code)
             return f"training rank {rank} on {host} {how}{hint}"
         return f"mlx.launch {_exit_text(self.proc.returncode or 0)} before the ranks finished{hint}"
+
+
+def _rank_env(local_ranks: int) -> dict[str, str]:
+    """This process's environment (the fast BLAS included) with OpenBLAS's threads shared out among the
+    ranks on this machine, which would otherwise each spin as many threads as the machine has cores."""
+    from nanodistill.platform.blas import blas_threads
+
+    threads = max(1, blas_threads(os.environ) // max(1, local_ranks))
+    return {**os.environ, "OPENBLAS_NUM_THREADS": str(threads)}
 
 
 def _exit_text(code: int) -> str:
