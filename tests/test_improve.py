@@ -87,6 +87,8 @@ async def test_a_round_targets_the_failures_leaks_nothing_and_keeps_the_better_m
     assert result["model_id"] in {c["model_id"] for c in result["cards"]}
     assert result["improved"] == round_one["versus_best"]["improved"]
     assert result["improved"] or "did not improve" in result["note"]
+    toy_ready = json.loads(rows(home, "SELECT report FROM models WHERE name = 'toy'")[0][0])["ready"]
+    assert round_one["trained_from"] == ("toy" if toy_ready else "base")  # start_from auto follows the card
 
     held_out = inputs(home, "toy", train=False)
     assert held_out and inputs(home, "toy-r1", train=False) == held_out
@@ -199,7 +201,15 @@ async def test_a_cancelled_round_resumes_without_asking_the_teacher_again(
     done, _ = await wait_job(client, job["id"])
     assert done["status"] == "succeeded", done
 
-    job = await call(client, "improve_student", model="toy", examples_per_round=16, max_rounds=1, **teacher_of(server))
+    job = await call(
+        client,
+        "improve_student",
+        model="toy",
+        examples_per_round=16,
+        max_rounds=1,
+        start_from="previous",
+        **teacher_of(server),
+    )
     await wait_job(client, job["id"], until=lambda view, events: "train" in {c["kind"] for c in view["children"]})
     calls_before = server.calls
     await call(client, "cancel_job", job_id=job["id"])
@@ -217,3 +227,7 @@ async def test_a_cancelled_round_resumes_without_asking_the_teacher_again(
     assert len(inputs(home, "toy-r1", train=True)) == len(inputs(home, "toy", train=True)) + round_one["added"]
     kinds = [c["kind"] for c in done["children"]]
     assert kinds.count("train") == 1 and kinds.count("evaluate") == 1, done["children"]
+    assert round_one["trained_from"] == "toy"
+    [train] = [c for c in done["children"] if c["kind"] == "train"]
+    toy = await call(client, "get_model", model="toy")
+    assert (await call(client, "get_job", job_id=train["id"]))["result"]["init_adapter"] == toy["paths"]["adapter"]

@@ -279,3 +279,13 @@ def test_num_layers_beyond_the_model_adapts_every_layer(student: Path, data_dir:
     result = train(config(student, num_layers=16, iters=2), data_dir, tmp_path / "out")
     assert result.iterations_done == 2
     assert generate(student, tmp_path / "out")
+
+
+def test_init_adapter_starts_from_those_weights(
+    student: Path, data_dir: Path, lora_run: TrainResult, tmp_path: Path
+) -> None:
+    """improve's next round: training starts where the given adapter ended, not from fresh weights."""
+    continued = train(config(student, iters=8, init_adapter=str(lora_run.adapter_path)), data_dir, tmp_path / "more")
+    start = val_losses(continued.reports)[0]
+    assert start[0] == 0 and start[1] == pytest.approx(lora_run.best_val_loss, rel=1e-4)
+    assert start[1] < val_losses(lora_run.reports)[0][1] / 2  # a fresh run starts far higher

@@ -1,5 +1,6 @@
 """The `improve` job: rounds of (teacher examples aimed at the card's failures → new dataset version →
-train from the base with the model's options → evaluate on the same held-out rows), keeping the better model.
+train with the model's options, from the best model's adapter or from the base (`start_from`) → evaluate
+on the same held-out rows), keeping the better model.
 
 Each round's dataset is the previous best model's dataset (every split, so evaluation finds the same
 held-out rows) plus the new examples; a new example nearly duplicating any held-out or test input is
@@ -22,7 +23,7 @@ from nanodistill.evaluate.metrics import paired_bootstrap_diff
 from nanodistill.evaluate.plan import EvaluateParams, Metric, stored_options
 from nanodistill.evaluate.report import ReportCard
 from nanodistill.improve.patterns import failure_modes, pick_seeds
-from nanodistill.improve.plan import ImproveParams, round_name
+from nanodistill.improve.plan import ImproveParams, StartFrom, round_name
 from nanodistill.jobs.context import JobContext
 from nanodistill.jobs.run import run_child
 from nanodistill.kinds import KINDS
@@ -67,6 +68,16 @@ def compare(new: ReportCard, best: ReportCard) -> dict[str, Any]:
         return {"n": 0, "improved": False}
     mean, low, high = paired_bootstrap_diff([p[0] for p in pairs], [p[1] for p in pairs])
     return {"n": len(pairs), "mean": mean, "low": low, "high": high, "improved": low > 0}
+
+
+def trains_from(start_from: StartFrom, best: models_db.Model) -> str | None:
+    """The adapter folder the next round starts from, or None for fresh weights on the base: under auto, the
+    best model's adapter when its card shows it beat its base (its learning is worth keeping), else the base."""
+    if start_from == "base" or best.adapter_path is None:
+        return None
+    if start_from == "previous" or ReportCard.model_validate(best.report).ready:
+        return best.adapter_path
+    return None
 
 
 async def copy_dataset(store: Store, source_id: str, name: str, job_id: str, round_no: int) -> tuple[str, list[str]]:
@@ -260,6 +271,8 @@ async def run_improve_job(ctx: JobContext) -> dict[str, Any]:
             note = (note or f"round {n}: the teacher added no new examples") + f"; kept {best.name}"
             break
         dataset = await ds.get_dataset_by_id(store, dataset_id)
+        init_adapter = trains_from(p.start_from, best)
+        summary["trained_from"] = best.name if init_adapter else "base"
         ctx.span = (start + 0.3 * width, 0.55 * width)
         trained = await run_child(
             ctx,
@@ -271,8 +284,9 @@ async def run_improve_job(ctx: JobContext) -> dict[str, Any]:
                 dataset=dataset.name,
                 base_model=original.base_model,
                 name=name,
+                init_adapter=init_adapter,
             ),
-            f"round {n}: training {name} on {dataset.name}",
+            f"round {n}: training {name} on {dataset.name} from {summary['trained_from']}",
         )
         if trained.get("stopped") == "cancelled":
             return {"stopped": "cancelled", "model_id": best.id, "rounds": rounds}

@@ -7,6 +7,7 @@ check less than amplify_dataset; every problem is reported at once before anythi
 from __future__ import annotations
 
 from functools import partial
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -21,6 +22,7 @@ from nanodistill.student.files import check_model_files
 
 MAX_ROUNDS = 10
 MAX_EXAMPLES_PER_ROUND = 2000
+StartFrom = Literal["auto", "previous", "base"]
 
 
 class ImproveRequest(BaseModel):
@@ -39,8 +41,13 @@ class ImproveRequest(BaseModel):
     )
     max_cost_usd: float | None = Field(
         default=None,
-        description="Stop cleanly, keeping the best model so far, once the teacher cost of the new examples "
-        "reaches this.",
+        description="Stop cleanly, keeping the best model so far, once the teacher cost (the new examples, and "
+        "grading them under metric judge) reaches this.",
+    )
+    start_from: StartFrom = Field(
+        default="auto",
+        description="What each round trains from: previous (the best model's adapter, trained on), base (fresh "
+        "weights on the base model) or auto (previous when the best model's card shows it beat its base, else base).",
     )
     api_base: str | None = Field(default=None, description="URL of an OpenAI-compatible server (Ollama, vLLM, ...).")
     api_key_env: str | None = Field(
@@ -60,6 +67,7 @@ class ImproveParams(BaseModel):
     amplify: AmplifyOptions
     examples_per_round: int
     max_rounds: int
+    start_from: StartFrom = "auto"
 
 
 def round_name(model_name: str, round_no: int) -> str:
@@ -104,5 +112,6 @@ async def plan_improve(store: Store, settings: Settings, request: ImproveRequest
         amplify=amplify,
         examples_per_round=request.examples_per_round,
         max_rounds=request.max_rounds,
+        start_from=request.start_from,
     )
     return Plan("improve", params)

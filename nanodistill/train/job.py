@@ -126,7 +126,7 @@ async def run_train_job(ctx: JobContext) -> dict[str, Any]:
             "be truncated by mlx-lm; raise max_seq_length or shorten them",
             {"examples": summary.too_long_examples},
         )
-    config = train_config(p, base_path, summary.n_train)
+    config = train_config(p, base_path, summary.n_train).model_copy(update={"init_adapter": p.init_adapter})
     iters = config.iters
 
     await ctx.stage("training", f"training {config.method} for {iters} iterations on {summary.n_train} examples")
@@ -184,7 +184,8 @@ async def run_train_job(ctx: JobContext) -> dict[str, Any]:
             },
             adapter_path=str(result.adapter_path),
         )
-    return {"model_id": model_id, "model_name": p.name, **summary_metrics}
+    started_from = {"init_adapter": p.init_adapter} if p.init_adapter else {}
+    return {"model_id": model_id, "model_name": p.name, **summary_metrics, **started_from}
 
 
 async def _train_on_hosts(

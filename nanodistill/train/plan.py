@@ -32,12 +32,14 @@ class TrainRequest(TrainOptions):
 
 
 class TrainParams(TrainOptions):
-    """What a train job stores: the options, the dataset and the resolved base model."""
+    """What a train job stores: the options, the dataset and the resolved base model; `init_adapter`, an
+    adapter folder whose weights the training starts from (improve's next round), is set by jobs only."""
 
     dataset_id: str
     dataset: str
     base_model: str
     name: str
+    init_adapter: str | None = None
 
 
 def options_of(params: TrainOptions) -> dict[str, Any]:

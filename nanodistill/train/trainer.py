@@ -50,6 +50,7 @@ class TrainConfig(TrainOptions):
 
     base_model: str
     iters: int = 200
+    init_adapter: str | None = None
     lora_dropout: float = 0.0
     steps_per_report: int = 10
     val_batches: int = 25
@@ -119,6 +120,8 @@ def run_training(
     train_set, valid_set = _load_data(data_dir, tokenizer, config)
     mx.random.seed(config.seed)
     _make_trainable(model, config)
+    if config.init_adapter:  # a checkpoint restored below replaces these, so a resumed run continues as it was
+        model.load_weights(str(Path(config.init_adapter) / "adapters.safetensors"), strict=False)
     if lead:
         (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         _write_adapter_config(out_dir, config)
