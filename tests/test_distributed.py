@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -191,4 +192,13 @@ async def test_a_hostfile_is_read_for_the_ranks(client: Client, home: Path, stud
     hostfile.write_text(json.dumps({"hosts": [{"name": "no ssh key"}]}))
     message = await call_error(client, "train_student", **arguments)
     assert "not an mlx.launch hostfile" in message and str(hostfile) in message, message
+    assert job_count(home) == 0
+
+
+@pytest.mark.skipif(shutil.which("mpirun") is not None, reason="mpirun is installed here")
+async def test_mpi_without_mpirun_starts_no_job(client: Client, home: Path, student: Path) -> None:
+    await make_dataset(client, n=60)
+    arguments = {"dataset": "toy", "base_model": str(student), "batch_size": 4, "hosts": TWO_RANKS}
+    message = await call_error(client, "train_student", **arguments, backend="mpi")
+    assert "'backend'" in message and "mpirun" in message, message
     assert job_count(home) == 0

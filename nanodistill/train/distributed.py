@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -110,6 +111,8 @@ def host_problems(opts: TrainOptions, folders: tuple[Path, ...]) -> list[str]:
             f"'hosts': with other machines, rank 0 must listen on an address they reach, not {LOCAL_HOST}; give a "
             f'hostfile whose first entry is {{"ssh": "{LOCAL_HOST}", "ips": ["<this machine\'s LAN IP>"]}}'
         )
+    if opts.backend == "mpi" and shutil.which("mpirun") is None:
+        problems.append("'backend': mpi needs mpirun (Open MPI) on this machine's PATH; install it or use 'ring'")
     if opts.batch_size % len(hosts):
         problems.append(
             f"'batch_size' ({opts.batch_size}) is split across the {len(hosts)} ranks of 'hosts' and must be a "
