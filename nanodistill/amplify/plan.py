@@ -64,8 +64,9 @@ class AmplifyOptions(BaseModel):
     batch: bool = Field(
         default=False,
         description="Send the teacher calls through the provider's batch API (OpenAI-style /v1/files + "
-        "/v1/batches): about half the price and no rate limits, but minutes to hours per batch; a restarted "
-        "job collects the batches it already submitted.",
+        "/v1/batches): about half the price and no rate limits, but minutes to hours per batch (a job sends a "
+        "few, since answers need the task policy); a restarted job collects the batches it already sent. "
+        "concurrency does not apply.",
     )
     max_tokens: int | None = Field(
         default=None, description=f"Cap on each teacher reply's length in tokens ({MIN_MAX_TOKENS}-{MAX_MAX_TOKENS})."
