@@ -120,7 +120,7 @@ def run_training(
     train_set, valid_set = _load_data(data_dir, tokenizer, config)
     mx.random.seed(config.seed)
     _make_trainable(model, config)
-    if config.init_adapter:  # a checkpoint restored below replaces these, so a resumed run continues as it was
+    if config.init_adapter and lead:  # a checkpoint restored below replaces these, so a resumed run continues as it was
         model.load_weights(str(Path(config.init_adapter) / "adapters.safetensors"), strict=False)
     if lead:
         (out_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -133,7 +133,7 @@ def run_training(
     if checkpoint is not None:
         state = _restore(checkpoint, model, optimizer, state)
     if world.size() > 1:
-        state = _share_resume_point(world, model, optimizer, state)
+        state = _share_resume_point(world, model, optimizer, state, bool(config.init_adapter))
     if state.iteration:
         mx.random.seed(config.seed + state.iteration)
     run = _Run(config, model, optimizer, valid_set, out_dir, state, on_report, should_stop, world)
@@ -274,9 +274,11 @@ def _global_token_loss(world: Any) -> Callable[..., Any]:
     return loss
 
 
-def _share_resume_point(world: Any, model: nn.Module, optimizer: optim.Optimizer, state: TrainState) -> TrainState:
+def _share_resume_point(
+    world: Any, model: nn.Module, optimizer: optim.Optimizer, state: TrainState, from_adapter: bool
+) -> TrainState:
     """Rank 0's restored state, weights and optimizer moments on every rank (an all_sum to which the
-    other ranks add zeros), so only rank 0 ever reads a checkpoint."""
+    other ranks add zeros), so only rank 0 ever reads a checkpoint or the adapter a run starts from."""
     import mlx.core as mx
     from mlx.utils import tree_flatten, tree_map
 
@@ -286,7 +288,7 @@ def _share_resume_point(world: Any, model: nn.Module, optimizer: optim.Optimizer
     padded = list(text) if lead else [0] * size
     shared = bytes(cast(list[int], mx.distributed.all_sum(mx.array(padded, dtype=mx.int32), stream=mx.cpu).tolist()))
     state = TrainState(**json.loads(shared.decode()))
-    if not state.iteration:
+    if not state.iteration and not from_adapter:
         return state
 
     def from_lead(value: Any) -> Any:
