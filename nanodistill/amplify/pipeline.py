@@ -14,7 +14,7 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 
@@ -33,6 +33,7 @@ from nanodistill.amplify.schedule import held_out_size, is_held_out
 from nanodistill.data.similarity import NearDuplicateIndex, normalize
 from nanodistill.errors import NanodistillError
 from nanodistill.teacher import prompts
+from nanodistill.teacher.budget import Verdict, spend_verdict
 from nanodistill.teacher.client import Readable, TeacherClient, TeacherReply
 
 REPLY_ATTEMPTS = 4
@@ -184,22 +185,13 @@ class _Amplification:
             finally:
                 self._notify()
 
-    def _budget(self) -> Literal["stop", "wait"] | None:
-        """Keep the spend within max_cost_usd: "stop" when even one more call would pass it, "wait" when
-        the calls in flight might. A call is priced at the dearest call of its kind so far (the dearest of
-        any kind for the next one); a kind not yet priced goes alone until its first reply is paid for."""
-        limit = self.config.max_cost_usd
+    def _budget(self) -> Verdict:
+        """Keep the spend within max_cost_usd (`teacher.budget.spend_verdict`: each kind of call priced at
+        the dearest of its kind so far)."""
         totals = self.teacher.totals
-        if limit is None or not totals.priced:
+        if not totals.priced:
             return None  # an unpriced teacher cannot be held to a budget: _warn_unpriced says so
-        flying = {kind: n for kind, n in self.in_flight.items() if n}
-        if any(kind not in self.call_cost for kind in flying) or (not self.call_cost and flying):
-            return "wait"
-        dearest = max(self.call_cost.values(), default=0.0)
-        committed = totals.cost_usd + sum(n * self.call_cost[kind] for kind, n in flying.items())
-        if committed + dearest <= limit:
-            return None
-        return "wait" if flying else "stop"
+        return spend_verdict(self.config.max_cost_usd, totals.cost_usd, self.call_cost, self.in_flight)
 
     def _priced(self, kind: str, reply: TeacherReply) -> None:
         if not reply.cached:
