@@ -158,6 +158,30 @@ async def test_killed_during_a_batch_the_resumed_job_collects_it_without_submitt
     assert view["cost_usd"] == pytest.approx(cost) and cost == pytest.approx(batch_price(prompt, completion))
 
 
+@pytest.mark.slow
+async def test_a_batch_the_teacher_forgot_is_sent_again_on_resume(
+    client: Client, home: Path, server: TeacherServer
+) -> None:
+    await make_dataset(client)
+    server.faults.batch_hold = True
+    job_id = (await amplify(client, server, batch=True, target_size=30))["job"]["id"]
+    await until(lambda: bool(server.batch_polls), "the job polled no batch")
+    [held] = server.batch_polls
+    await kill(client, home, job_id)
+    forgotten = server.batch_submissions[0]
+    del server.batches[held]  # a local server restarted, or the provider deleted it
+
+    server.faults.batch_hold = False
+    await call(client, "resume_job", job_id=job_id)
+    view, events = await wait_job(client, job_id, timeout=180)
+    assert view["status"] == "succeeded" and view["result"]["total_examples"] == 30, view
+    assert any("no longer knows 1 batches" in e["message"] for e in events)
+    assert sum(set(forgotten) <= set(s) for s in server.batch_submissions[1:]) == 1  # sent again, once
+    with sqlite3.connect(home / "nanodistill.db") as db:
+        statuses = [r[0] for r in db.execute("SELECT status FROM teacher_batches WHERE job_id = ?", (job_id,))]
+    assert "lost" in statuses and statuses.count("lost") == 1
+
+
 async def test_teacher_without_batch_endpoints_is_refused_naming_the_option(
     client: Client, home: Path, server: TeacherServer
 ) -> None:

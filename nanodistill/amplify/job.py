@@ -134,10 +134,18 @@ async def run_amplify_job(ctx: JobContext) -> dict[str, Any]:
             {"traced": len(state.traced)},
         )
     teacher = teacher_client(p, store, ctx.id)
-    if isinstance(teacher, BatchTeacherClient) and (collected := await teacher.resume_open_batches()):
-        await ctx.event(
-            "info", f"collected {collected} teacher batches an earlier attempt submitted", {"batches": collected}
-        )
+    if isinstance(teacher, BatchTeacherClient):
+        if collected := await teacher.resume_open_batches():
+            await ctx.event(
+                "info", f"collected {collected} teacher batches an earlier attempt submitted", {"batches": collected}
+            )
+        if teacher.batches_lost:
+            await ctx.event(
+                "warning",
+                f"the teacher no longer knows {teacher.batches_lost} batches an earlier attempt submitted; "
+                "their requests go out again",
+                {"batches_lost": teacher.batches_lost},
+            )
     teacher.totals = await lifetime_totals(store, ctx.id)
     by_id = {seed.id: seed for seed in seeds}
 

@@ -134,7 +134,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             model TEXT NOT NULL,
             api_base TEXT,
             requests TEXT NOT NULL,
-            status TEXT NOT NULL CHECK (status IN ('uploaded', 'submitted', 'collected', 'never_created')),
+            status TEXT NOT NULL CHECK (status IN ('uploaded', 'submitted', 'collected', 'never_created', 'lost')),
             created_at REAL NOT NULL,
             ended_at REAL
         );

@@ -17,7 +17,7 @@ import aiosqlite
 
 from nanodistill.store.db import Store, now
 
-BatchEnd = Literal["collected", "never_created"]
+BatchEnd = Literal["collected", "never_created", "lost"]  # lost: the provider no longer knows it
 
 
 @dataclass(frozen=True)

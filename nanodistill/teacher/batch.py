@@ -43,7 +43,8 @@ MAX_POLL_S = 60.0
 LIST_LIMIT = 100  # batches listed when looking for one whose id a crash lost (the provider lists newest first)
 POLL_GROWTH = 1.5
 _DONE = {"completed", "failed", "expired", "cancelled"}
-_NO_ENDPOINT = {404, 405}
+NOT_FOUND = 404
+_NO_ENDPOINT = {NOT_FOUND, 405}
 
 
 def no_batch_api(model: str, api_base: str | None, detail: str) -> str:
@@ -92,6 +93,10 @@ def batch_price(
     return None if live is None else live * BATCH_DISCOUNT
 
 
+class BatchGone(NanodistillError):
+    """The provider answers 404 for a batch it created: deleted, or forgotten by a restarted local server."""
+
+
 @dataclass
 class _Waiting:
     """One request in the queue, and what became of it."""
@@ -115,6 +120,7 @@ class BatchTeacherClient(TeacherClient):
         self.custom_price = any(options.get(f) is not None for f in ("input_cost_per_token", "output_cost_per_token"))
         self.batches_sent = 0
         self.batches_resumed = 0
+        self.batches_lost = 0
         self._queue: list[_Waiting] = []
         self._idle = 0
 
@@ -262,7 +268,14 @@ class BatchTeacherClient(TeacherClient):
             if batch.batch_id is None:
                 async with self.store.write() as db:
                     await teacher_batches.mark_submitted(db, batch.input_file_id, batch_id)
-            await self._collect(litellm, auth, batch.input_file_id, batch_id, batch.requests)
+            try:
+                await self._collect(litellm, auth, batch.input_file_id, batch_id, batch.requests)
+            except BatchGone as gone:  # nothing to collect: its requests go out again with the job's
+                log.warning("%s", gone)
+                self.batches_lost += 1
+                async with self.store.write() as db:
+                    await teacher_batches.mark_ended(db, batch.input_file_id, "lost")
+                continue
             collected += 1
         self.batches_resumed += collected
         return collected
@@ -286,6 +299,8 @@ class BatchTeacherClient(TeacherClient):
                 return await litellm.aretrieve_batch(batch_id=batch_id, **auth)
             except Exception as exc:
                 failure = classify(exc)
+                if failure.status == NOT_FOUND:
+                    raise BatchGone(f"teacher {self.model}: the provider no longer knows batch {batch_id}") from None
                 if not failure.retryable or attempt >= self.max_retries:
                     raise self._failed(f"GET /batches/{batch_id}", exc, auth) from None
             await anyio.sleep(backoff_s(attempt, failure, base_s=self.backoff_base_s, cap_s=self.backoff_cap_s))

@@ -416,7 +416,7 @@ class TeacherServer:
         if content is None:
             return _error(400, f"unknown input_file_id {body.get('input_file_id')!r}")
         lines = [json.loads(line) for line in content.decode().splitlines() if line.strip()]
-        batch_id = f"batch_{len(self.batches) + 1}"
+        batch_id = f"batch_{len(self.batch_submissions) + 1}"  # batches may be forgotten: ids never repeat
         self.batch_submissions.append([line["custom_id"] for line in lines])
         self.batches[batch_id] = {
             "id": batch_id,
