@@ -34,7 +34,8 @@ async def amplify_dataset(ctx: Context, dry_run: bool = False, **arguments: Any)
     `target_size` defaults to seeds x augment_factor. Use dry_run=True first: it makes 3 real calls and
     quotes calls, tokens, cost and time for the whole job. `max_cost_usd` stops the job cleanly.
     `input_cost_per_token` / `output_cost_per_token` (USD) price a model LiteLLM does not know, so budgets
-    apply (e.g. a local model at `api_base`)."""
+    apply (e.g. a local model at `api_base`). `batch=True` sends the calls through the provider's batch API
+    (about half the price, minutes to hours per batch); `max_tokens` caps each teacher reply."""
     rt = runtime(ctx)
     plan = await plan_amplify(rt.store, rt.settings, AmplifyRequest.model_validate(arguments))
     params = plan.params
