@@ -139,17 +139,19 @@ def _is_ip(host: str) -> bool:
 
 def input_paths(
     hosts: list[str], base_model: str, data_dir: Path, shared_folder: str | None
-) -> tuple[dict[str, str], dict[str, str]]:
+) -> tuple[dict[str, str], dict[str, str], str]:
     """Where each host finds the base model and the data: here for local hosts; for remote ones, what
-    staging copied there (content-addressed), or the same paths when every host sees `shared_folder`."""
+    staging copied there (content-addressed), or the same paths when every host sees `shared_folder`;
+    and staging's one-line summary."""
     from nanodistill.reach import local_path
     from nanodistill.train.staging import stage_inputs
 
     base, data = local_path(base_model), local_path(data_dir)
-    staged = stage_inputs(hosts, [base, data], Path(shared_folder) if shared_folder else None).paths
+    staging = stage_inputs(hosts, [base, data], Path(shared_folder) if shared_folder else None)
+    staged = staging.paths
     base_paths = {host: staged.get(host, {}).get(base, str(base)) for host in hosts}
     data_paths = {host: staged.get(host, {}).get(data, str(data)) for host in hosts}
-    return base_paths, data_paths
+    return base_paths, data_paths, staging.summary()
 
 
 def launch_command(spec: RankSpec, hosts_option: list[str] | str, folders: tuple[Path, ...]) -> list[str]:

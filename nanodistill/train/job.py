@@ -196,14 +196,16 @@ async def _train_on_hosts(
     report: Callable[[dict[str, Any]], Awaitable[None]],
 ) -> TrainResult:
     """Train on the ranks of `hosts` (this process launches them); rank 0's reports become this job's."""
-    from nanodistill.train.distributed import host_list, input_paths, train_on_hosts
+    from nanodistill.train.distributed import LOCAL_HOST, host_list, input_paths, train_on_hosts
 
     assert config.hosts is not None
     folders = ctx.settings.import_roots
     hosts = host_list(config.hosts, folders)
-    base_paths, data_paths = await anyio.to_thread.run_sync(
+    base_paths, data_paths, staged = await anyio.to_thread.run_sync(
         lambda: input_paths(hosts, config.base_model, data_dir, config.shared_folder)
     )
+    if any(host != LOCAL_HOST for host in hosts):
+        await ctx.event("info", staged)
 
     async def on_ranks(ranks: list[dict[str, Any]]) -> None:
         where = ", ".join(f"rank {r['rank']} on {r['host']} (pid {r['pid']})" for r in ranks)
