@@ -69,11 +69,17 @@ def host_list(hosts: list[str] | str, folders: tuple[Path, ...], field: str = "h
     """The ssh names of the ranks' hosts, in rank order: the list itself, or the hostfile's `ssh` entries."""
     if isinstance(hosts, list):
         return hosts
-    path = checked_path(hosts, folders, field)
-    if not path.is_file():
-        raise NanodistillError(f"'{field}': the hostfile {hosts!r} does not exist; give a list of hosts or a file.")
     try:
-        data = json.loads(path.read_text())
+        path = checked_path(hosts, folders, field)
+        text = path.read_text() if path.is_file() else None
+    except NanodistillError:
+        raise
+    except (OSError, ValueError) as exc:  # a name too long, a NUL byte, a file that cannot be read
+        raise NanodistillError(f"'{field}': the hostfile {hosts!r} cannot be read ({exc}).") from None
+    if text is None:
+        raise NanodistillError(f"'{field}': the hostfile {hosts!r} is not a file; give a list of hosts or a hostfile.")
+    try:
+        data = json.loads(text)
         entries = data["hosts"] if isinstance(data, dict) else data
         return [str(entry["ssh"]) for entry in entries]
     except (ValueError, KeyError, TypeError) as exc:
@@ -106,7 +112,8 @@ def host_problems(opts: TrainOptions, folders: tuple[Path, ...]) -> list[str]:
                 f"'hosts': the ring backend connects by IP address, got {', '.join(map(repr, names))}; give IPs, "
                 'or a hostfile with "ips" for each host'
             )
-    if opts.backend == "ring" and isinstance(opts.hosts, list) and any(h != LOCAL_HOST for h in hosts):
+    others = hosts[0] == LOCAL_HOST and set(hosts) != {LOCAL_HOST}
+    if opts.backend == "ring" and isinstance(opts.hosts, list) and others:
         problems.append(
             f"'hosts': with other machines, rank 0 must listen on an address they reach, not {LOCAL_HOST}; give a "
             f'hostfile whose first entry is {{"ssh": "{LOCAL_HOST}", "ips": ["<this machine\'s LAN IP>"]}}'
@@ -124,6 +131,8 @@ def host_problems(opts: TrainOptions, folders: tuple[Path, ...]) -> list[str]:
                 problems.append(f"'shared_folder' {opts.shared_folder!r} is not a folder on this machine")
         except NanodistillError as exc:
             problems.append(str(exc))
+        except (OSError, ValueError) as exc:  # a NUL byte, a name too long
+            problems.append(f"'shared_folder' {opts.shared_folder!r} cannot be used ({exc})")
     return problems
 
 
