@@ -300,7 +300,7 @@ class _Amplification:
         verdict = self._format_verdict()
         if verdict is not None:
             raise NanodistillError(verdict)
-        await self.hooks.on_event("warning", f"unreadable teacher reply to a {kind} prompt; skipped", {"key": key})
+        await self.hooks.on_event("warning", f"unreadable teacher reply to one {kind} prompt; skipped", {"key": key})
 
     def _format_verdict(self) -> str | None:
         """Why the job should stop, once the teacher's recent JSON replies are mostly unreadable."""
