@@ -4,7 +4,9 @@ Everything lives under one home folder (``NANODISTILL_HOME``, default ``~/.nanod
 the SQLite database and an ``artifacts/`` tree of files named by engine-generated ids. The operator
 also sets here the folders user files may be read from and written to (``NANODISTILL_IMPORT_ROOTS``),
 which API-key variables a client may name (``NANODISTILL_KEY_ENVS``), which custom teacher URLs may
-receive a key (``NANODISTILL_API_BASES``), and the HTTP read timeouts.
+receive a key (``NANODISTILL_API_BASES``), the HTTP read timeouts, and how training reaches other hosts
+(``NANODISTILL_SSH_CONFIG``, ``NANODISTILL_SSH_IDENTITY``, ``NANODISTILL_REMOTE_DIR``): operator settings,
+never tool arguments, since a client must not point the server's ssh at a config of its choosing.
 """
 
 from __future__ import annotations
@@ -65,6 +67,9 @@ class Settings:
     http_header_timeout_s: float = 10.0
     http_body_timeout_s: float = 60.0
     blas_cache: Path | None = None
+    ssh_config: Path | None = None  # `ssh -F` for staging and for mlx.launch's ssh to remote ranks
+    ssh_identity: Path | None = None  # `ssh -i`, likewise
+    remote_dir: str | None = None  # the staged folder on remote hosts (absolute, or under their home)
 
     @property
     def blas_dir(self) -> Path:
@@ -87,6 +92,11 @@ class Settings:
         return path
 
 
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value).expanduser() if value else None
+
+
 def load_settings() -> Settings:
     """Read the settings from the environment (called per process, cheap)."""
     home = Path(os.environ.get("NANODISTILL_HOME") or "~/.nanodistill").expanduser().resolve()
@@ -101,7 +111,8 @@ def load_settings() -> Settings:
         api_bases=api_bases_from_env(),
         http_header_timeout_s=_env_float("NANODISTILL_HTTP_HEADER_TIMEOUT", 10.0),
         http_body_timeout_s=_env_float("NANODISTILL_HTTP_BODY_TIMEOUT", 60.0),
-        blas_cache=Path(os.environ["NANODISTILL_BLAS_CACHE"]).expanduser()
-        if os.environ.get("NANODISTILL_BLAS_CACHE")
-        else None,
+        blas_cache=_env_path("NANODISTILL_BLAS_CACHE"),
+        ssh_config=_env_path("NANODISTILL_SSH_CONFIG"),
+        ssh_identity=_env_path("NANODISTILL_SSH_IDENTITY"),
+        remote_dir=os.environ.get("NANODISTILL_REMOTE_DIR") or None,
     )

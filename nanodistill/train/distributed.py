@@ -6,6 +6,10 @@ appends its reports to `reports.jsonl` and its outcome to `result.json` in the j
 and this side turns them into job events and the result. A cancel becomes a `stop` file that rank 0
 reads and every rank agrees on at a step boundary, so all stop after the same step with a checkpoint.
 A rank that dies ends the launch; the job then fails naming the rank, its host and how it ended.
+
+mlx.launch reaches a remote host's rank with a bare `ssh HOST CMD`. When the operator names an ssh
+config or identity (NANODISTILL_SSH_CONFIG, NANODISTILL_SSH_IDENTITY), the launcher puts an `ssh` first
+on mlx.launch's PATH that adds them, so the ranks' ssh reaches the hosts the way staging does.
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ import anyio
 from pydantic import BaseModel
 
 from nanodistill.errors import NanodistillError
+from nanodistill.platform.ssh import SSH_FAILED, SshOptions, quoted
 from nanodistill.reach import checked_path
+from nanodistill.settings import Settings
 from nanodistill.train.options import TrainOptions
 from nanodistill.train.trainer import TrainConfig, TrainResult
 
@@ -41,6 +47,7 @@ ERROR_FILE = "error.json"
 RANKS_FILE = "ranks.json"
 STOP_FILE = "stop"
 LAUNCH_LOG = "launch.log"
+SSH_WRAPPER_DIR = "bin"  # under ranks/: the `ssh` mlx.launch finds first, when the operator set one up
 RANK_MODULE = "nanodistill.train.rank"
 _RANK_END = re.compile(r"Node with rank (\d+) (?:exited with code (-?\d+)|was killed)")
 
@@ -146,17 +153,23 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+def ssh_options(settings: Settings) -> SshOptions:
+    """How this server reaches other hosts: the operator's ssh config and identity, else ssh's defaults."""
+    return SshOptions(config_file=settings.ssh_config, identity_file=settings.ssh_identity)
+
+
 def input_paths(
-    hosts: list[str], base_model: str, data_dir: Path, shared_folder: str | None
+    hosts: list[str], base_model: str, data_dir: Path, shared_folder: str | None, settings: Settings
 ) -> tuple[dict[str, str], dict[str, str], str]:
     """Where each host finds the base model and the data: here for local hosts; for remote ones, what
-    staging copied there (content-addressed), or the same paths when every host sees `shared_folder`;
-    and staging's one-line summary."""
+    staging copied there (content-addressed, under the operator's remote_dir), or the same paths when
+    every host sees `shared_folder`; and staging's one-line summary."""
     from nanodistill.reach import local_path
     from nanodistill.train.staging import stage_inputs
 
     base, data = local_path(base_model), local_path(data_dir)
-    staging = stage_inputs(hosts, [base, data], Path(shared_folder) if shared_folder else None)
+    shared = Path(shared_folder) if shared_folder else None
+    staging = stage_inputs(hosts, [base, data], shared, ssh_options(settings), settings.remote_dir)
     staged = staging.paths
     base_paths = {host: staged.get(host, {}).get(base, str(base)) for host in hosts}
     data_paths = {host: staged.get(host, {}).get(data, str(data)) for host in hosts}
@@ -194,16 +207,45 @@ def _port_free(port: int) -> bool:
     return True
 
 
+def ssh_flags(ssh: SshOptions) -> list[str]:
+    """What the ranks' ssh adds to mlx.launch's `ssh HOST CMD`: the operator's config and identity, and
+    batch mode so a missing key fails at once; nothing when neither is set."""
+    flags = ["-F", str(ssh.config_file)] if ssh.config_file is not None else []
+    if ssh.identity_file is not None:
+        flags += ["-i", str(ssh.identity_file), "-o", "IdentitiesOnly=yes"]
+    return [*flags, "-o", "BatchMode=yes"] if flags else []
+
+
+def ssh_wrapper(ranks_dir: Path, ssh: SshOptions) -> Path | None:
+    """A folder holding an `ssh` that execs the system's ssh with `ssh_flags` first, to put first on
+    mlx.launch's PATH (it has no option for them); None when there is nothing to add."""
+    flags = ssh_flags(ssh)
+    if not flags:
+        return None
+    real = shutil.which("ssh")
+    if real is None:
+        raise NanodistillError("no `ssh` command on this machine: install the OpenSSH client.")
+    folder = ranks_dir / SSH_WRAPPER_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "ssh"
+    script.write_text(f'#!/bin/sh\nexec {quoted([real, *flags])} "$@"\n')
+    script.chmod(0o755)
+    return folder
+
+
 class Launch:
     """One run of `mlx.launch` and the files its rank 0 shares with this process."""
 
-    def __init__(self, ranks_dir: Path, command: list[str], hosts: list[str]) -> None:
+    def __init__(self, ranks_dir: Path, command: list[str], hosts: list[str], ssh: SshOptions) -> None:
         self.dir = ranks_dir
         self.hosts = hosts
         end_stale_ranks(ranks_dir)
         ranks_dir.mkdir(parents=True, exist_ok=True)
         for name in (REPORTS_FILE, RESULT_FILE, ERROR_FILE, RANKS_FILE, STOP_FILE):
             (ranks_dir / name).unlink(missing_ok=True)
+        env = _rank_env(hosts.count(LOCAL_HOST))
+        if (wrapper := ssh_wrapper(ranks_dir, ssh)) is not None:
+            env["PATH"] = os.pathsep.join([str(wrapper), env.get("PATH", os.defpath)])
         with (ranks_dir / LAUNCH_LOG).open("wb") as log:
             self.proc = subprocess.Popen(
                 command,
@@ -212,7 +254,7 @@ class Launch:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 cwd=str(ranks_dir),
-                env=_rank_env(hosts.count(LOCAL_HOST)),
+                env=env,
             )
         self.read_at = 0
 
@@ -263,6 +305,11 @@ class Launch:
             rank, code = (signalled or failed)[0]
             host = self.hosts[rank] if rank < len(self.hosts) else "?"
             how = "was terminated" if code is None else _exit_text(code)
+            if code == SSH_FAILED and host != LOCAL_HOST:
+                how += (
+                    f" (ssh could not reach it: check that `ssh {host} true` works from this machine without a "
+                    "prompt, or set NANODISTILL_SSH_CONFIG / NANODISTILL_SSH_IDENTITY for the server)"
+                )
             return f"training rank {rank} on {host} {how}{hint}"
         return f"mlx.launch {_exit_text(self.proc.returncode or 0)} before the ranks finished{hint}"
 
@@ -311,6 +358,7 @@ async def train_on_hosts(
     out_dir: Path,
     ranks_dir: Path,
     folders: tuple[Path, ...],
+    ssh: SshOptions,
     on_report: Callable[[dict[str, Any]], Awaitable[None]],
     on_ranks: Callable[[list[dict[str, Any]]], Awaitable[None]],
     should_stop: Callable[[], bool],
@@ -327,7 +375,7 @@ async def train_on_hosts(
         ranks_dir=str(ranks_dir),
         launcher_pid=os.getpid(),
     )
-    launch = Launch(ranks_dir, launch_command(spec, config.hosts, folders), hosts)
+    launch = Launch(ranks_dir, launch_command(spec, config.hosts, folders), hosts, ssh)
     try:
         announced = False
         stop_asked_at: float | None = None

@@ -196,13 +196,13 @@ async def _train_on_hosts(
     report: Callable[[dict[str, Any]], Awaitable[None]],
 ) -> TrainResult:
     """Train on the ranks of `hosts` (this process launches them); rank 0's reports become this job's."""
-    from nanodistill.train.distributed import LOCAL_HOST, host_list, input_paths, train_on_hosts
+    from nanodistill.train.distributed import LOCAL_HOST, host_list, input_paths, ssh_options, train_on_hosts
 
     assert config.hosts is not None
     folders = ctx.settings.import_roots
     hosts = host_list(config.hosts, folders)
     base_paths, data_paths, staged = await anyio.to_thread.run_sync(
-        lambda: input_paths(hosts, config.base_model, data_dir, config.shared_folder)
+        lambda: input_paths(hosts, config.base_model, data_dir, config.shared_folder, ctx.settings)
     )
     if any(host != LOCAL_HOST for host in hosts):
         await ctx.event("info", staged)
@@ -220,6 +220,7 @@ async def _train_on_hosts(
         out_dir=out_dir,
         ranks_dir=ctx.artifacts / "ranks",
         folders=folders,
+        ssh=ssh_options(ctx.settings),
         on_report=report,
         on_ranks=on_ranks,
         should_stop=ctx.should_stop,
