@@ -6,6 +6,7 @@ Nothing here asserts a timing: only counts and outcomes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,14 +32,45 @@ def _serve(limit: AdaptiveLimit, in_flight: int, latency: float) -> None:
 # -- the limiter's arithmetic -------------------------------------------------------------------------
 
 
-def test_the_first_call_goes_alone_then_the_limit_opens() -> None:
+def test_the_first_burst_goes_out_at_once_and_the_fastest_reply_is_the_baseline() -> None:
     limit = AdaptiveLimit(32)
-    assert limit.slots == 1 and limit.parallelism == 1
-    _serve(limit, 1, 0.5)
-    assert limit.slots == 32 and limit.baseline_s == 0.5
-    capped = AdaptiveLimit(32, burst=8)
-    _serve(capped, 1, 0.5)
-    assert capped.slots == 8
+    assert limit.slots == 32 and limit.parallelism == 1 and limit.baseline_s is None
+    assert AdaptiveLimit(32, burst=8).slots == 8 and AdaptiveLimit(4).slots == 4
+    _serve(limit, 1, 0.9)  # the first reply also paid for connecting
+    _serve(limit, 2, 0.5)
+    assert limit.baseline_s == 0.5 and limit.slots == 32 and limit.decreases == 0
+
+
+def test_a_serial_server_answering_the_first_burst_one_by_one_gets_a_lone_call_then_settles() -> None:
+    limit = AdaptiveLimit(32)
+    setup, service = 0.5, 0.3  # every reply of the burst also waited for the client's first-request setup
+    for k in range(1, 33):  # all 32 sent at once; the k-th reply waited for the k - 1 before it
+        latency = setup + k * service
+        limit.on_success(latency, delivered=k, span_s=latency, in_flight=32, epoch=limit.epoch)
+        if k == 3:
+            assert limit.decreases == 1 and limit.remeasure and limit.slots == 1
+    assert limit.baseline_s == setup + service and limit.parallelism > 1  # measured against the setup
+    # the burst drained, one call went alone: the endpoint's own latency
+    limit.on_success(service, delivered=1, span_s=service, in_flight=1, epoch=limit.epoch, alone=True)
+    assert not limit.remeasure and limit.baseline_s == service and limit.parallelism == 1
+    for _ in range(10):
+        n = limit.slots  # n calls out at a serial server: each waits for the others
+        limit.on_success(n * service, delivered=n, span_s=n * service, in_flight=n, epoch=limit.epoch)
+    assert limit.slots == 2 and limit.parallelism == 1 and not limit.remeasure
+
+
+def test_a_lone_call_measured_before_needs_no_remeasure() -> None:
+    limit = AdaptiveLimit(8)
+    limit.on_success(0.2, delivered=1, span_s=0.2, in_flight=1, epoch=0, alone=True)
+    limit.on_success(0.8, delivered=2, span_s=0.8, in_flight=8, epoch=0)  # queued behind ours
+    assert limit.decreases == 1 and not limit.remeasure and limit.slots == 4
+
+
+def test_a_parallel_server_answering_the_first_burst_together_keeps_the_limit() -> None:
+    limit = AdaptiveLimit(16)
+    for k in range(1, 17):  # replies late by the same setup delay, in one clump
+        limit.on_success(0.9, delivered=k, span_s=0.9, in_flight=16, epoch=limit.epoch)
+    assert limit.slots == 16 and limit.parallelism == 16 and limit.decreases == 0 and not limit.remeasure
 
 
 def test_additive_increase_up_to_the_ceiling_while_latency_holds() -> None:
@@ -59,7 +91,7 @@ def test_no_increase_without_demand() -> None:
 
 def test_rising_latency_brings_the_limit_down_to_what_a_serial_server_serves() -> None:
     limit = AdaptiveLimit(32)
-    _serve(limit, 1, 0.3)  # alone: the baseline
+    limit.on_success(0.3, delivered=1, span_s=0.3, in_flight=1, epoch=0, alone=True)  # the baseline
     assert limit.slots == 32
     for _ in range(20):
         n = limit.slots  # a serial server: n calls out, each waits for the others
@@ -125,7 +157,7 @@ def test_hedging_waits_for_peers_then_uses_three_times_their_p95_with_a_floor() 
 
 @pytest.mark.anyio
 async def test_the_served_clock_waits_for_our_own_calls_ahead() -> None:
-    gate = EndpointGate(8)
+    gate = EndpointGate(8, same_time_s=0)  # every call sent at its own moment
     gate.limit.limit = 4.0  # allowed 4, but the endpoint has shown it serves 1 at once
     first, second = await gate.acquire(), await gate.acquire()
     assert first.served_at is not None and second.served_at is None
@@ -135,8 +167,27 @@ async def test_the_served_clock_waits_for_our_own_calls_ahead() -> None:
 
 
 @pytest.mark.anyio
+async def test_calls_sent_at_the_same_moment_wait_until_one_is_left() -> None:
+    gate = EndpointGate(8, same_time_s=math.inf)  # every call counts as sent with the others
+    first = await gate.acquire()
+    deadlines: list[float] = []
+    first.watch_clock(deadlines.append)
+    assert first.served_at is not None  # alone so far
+    second, third = await gate.acquire(), await gate.acquire()
+    # the first of a burst may reach a serial server last: its clock stops again
+    assert first.served_at is None and second.served_at is None and third.served_at is None
+    assert deadlines[-1] == math.inf
+    gate.release(second, Outcome.IGNORE)
+    assert first.served_at is None and third.served_at is None
+    gate.release(third, Outcome.IGNORE)
+    assert first.served_at is not None and deadlines[-1] == first.served_at
+    gate.release(first, Outcome.IGNORE)
+
+
+@pytest.mark.anyio
 async def test_the_gate_admits_in_order_up_to_the_limit() -> None:
     gate = EndpointGate(8)
+    gate.limit.limit = 1.0  # as after backing off to one call at a time
     order: list[int] = []
     first = await gate.acquire()
 

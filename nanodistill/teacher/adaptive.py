@@ -9,10 +9,13 @@ no I/O), in the manner of TCP Vegas/BBR and Netflix's concurrency-limits:
   takes when nothing queues ahead of it) and the replies delivered while it was out.
   Delivery rate x baseline is the parallelism the endpoint showed (BBR's bandwidth-delay product):
   a serial server delivers one reply per baseline however many we send, so its latency rises instead;
-- the limit starts at 1: the first call goes alone (it also pays for setting up the connection),
-  then the limit opens to the ceiling (at most `burst`): the first of those calls meets an idle
-  server, so the baseline is measured before anything of ours can queue, and if the others queue,
-  the latency rise brings the limit down within a few replies (their timeouts wait, see below);
+- the limit starts at the ceiling (at most `burst`): the first calls go out at once (one call alone
+  first cost a whole round trip before the rest could start) and the fastest reply is the baseline
+  for now. Every reply of that first burst also waited for the client's own first-request setup and
+  for sending the others, so if the burst shows a queue (the latency rise below), the limit comes
+  down and the next call goes alone once ours have drained: its latency is the baseline from then on,
+  and the samples measured against the old one are dropped (a serial server keeps busy with our queue
+  meanwhile; a parallel one rarely shows a queue, and then pays one lone round trip);
 - additive increase on success while the limit is under `gain` x the parallelism seen (the most
   of recent samples) and the ceiling: +1 per reply until the first drop ("slow start"), then +1 per
   limit's worth of replies; only while demand fills at least half the limit;
@@ -33,6 +36,7 @@ each other may reach the server in either order, so each counts as ahead of the 
 from __future__ import annotations
 
 import bisect
+import math
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -56,7 +60,8 @@ class Outcome(Enum):
 
 @dataclass
 class AdaptiveLimit:
-    """The limit's arithmetic. `slots` is what the gate admits: the limit, floored, within [1, ceiling]."""
+    """The limit's arithmetic. `slots` is what the gate admits: the limit, floored, within [1, ceiling];
+    `limit` 0 means the first burst's size, min(ceiling, burst)."""
 
     ceiling: int
     gain: float = 2.0
@@ -64,20 +69,26 @@ class AdaptiveLimit:
     tolerance: float = 1.5
     backoff: float = 0.5
     parallel_window: int = 50
-    limit: float = 1.0
+    limit: float = 0.0
     epoch: int = 0
     slow_start: bool = True
     decreases: int = 0
     baseline_s: float | None = None
+    measured_alone: bool = False  # a call that was out alone has been timed: no remeasure needed
+    remeasure: bool = False  # the next call goes alone, once ours have drained, to measure the baseline
     _parallel: deque[float] = field(default_factory=deque, repr=False)
 
     def __post_init__(self) -> None:
         if self.ceiling < 1:
             raise ValueError(f"the concurrency ceiling must be at least 1, got {self.ceiling}")
         self._parallel = deque(maxlen=self.parallel_window)
+        if self.limit <= 0:
+            self.limit = float(min(self.ceiling, self.burst))
 
     @property
     def slots(self) -> int:
+        if self.remeasure:
+            return 1
         return max(1, min(self.ceiling, int(self.limit + 1e-6)))  # 2 x 0.99999... is 2
 
     @property
@@ -89,12 +100,14 @@ class AdaptiveLimit:
         """Another client of the same endpoint allows more; the limit still has to earn it."""
         self.ceiling = max(self.ceiling, ceiling)
 
-    def on_success(self, latency_s: float, *, delivered: int, span_s: float, in_flight: int, epoch: int) -> None:
+    def on_success(
+        self, latency_s: float, *, delivered: int, span_s: float, in_flight: int, epoch: int, alone: bool = False
+    ) -> None:
         """A clean reply after `latency_s`, sent in `epoch` while `in_flight` calls (itself included)
         were out; `delivered` replies (itself included) came back over the last `span_s` seconds
-        (from the reply before it was sent)."""
-        if self.baseline_s is None:
-            self.limit = max(self.limit, float(min(self.ceiling, self.burst)))
+        (from the reply before it was sent). `alone`: no other call was out at any time while it was."""
+        if alone:
+            self._measured_alone(latency_s)
         base = latency_s if self.baseline_s is None else min(self.baseline_s, latency_s)
         self.baseline_s = base
         if span_s > 0 and base > 0:
@@ -103,11 +116,23 @@ class AdaptiveLimit:
         if self.limit > target and latency_s > self.tolerance * base:
             self.limit = max(1.0, target, self.limit * self.backoff)
             self.decreases += 1
+            self.remeasure = not self.measured_alone
             return
         if epoch != self.epoch or in_flight * 2 < self.limit:
             return  # stale news, or too little demand to learn anything about a higher limit
         step = 1.0 if self.slow_start else 1.0 / self.limit
         self.limit = max(self.limit, min(float(self.ceiling), target, self.limit + step))
+
+    def _measured_alone(self, latency_s: float) -> None:
+        """A lone call's latency is the endpoint's own. The one asked for by `remeasure` replaces the
+        first burst's baseline, and the samples measured against that are dropped; otherwise the
+        samples stay (against a server that answers at once, our own overhead of sending a burst is
+        most of each call's latency, and the lone call would make the endpoint look serial)."""
+        if self.remeasure:
+            self._parallel.clear()
+            self.baseline_s = latency_s
+            self.remeasure = False
+        self.measured_alone = True
 
     def on_drop(self, *, epoch: int) -> None:
         if epoch == self.epoch:
@@ -127,6 +152,7 @@ class Slot:
     admitted_at: float
     delivered_before: int
     last_reply_at: float  # the endpoint's latest reply before this call was sent
+    alone: bool = True  # no other call of ours was out at any time while this one was
     served_at: float | None = None
     on_served: Callable[[float], None] | None = None
 
@@ -136,8 +162,16 @@ class Slot:
             if self.on_served is not None:
                 self.on_served(now)
 
+    def stop_clock(self) -> None:
+        """Not served after all: a call sent at the same moment may reach the endpoint first."""
+        if self.served_at is not None:
+            self.served_at = None
+            if self.on_served is not None:
+                self.on_served(math.inf)
+
     def watch_clock(self, callback: Callable[[float], None]) -> None:
-        """Call `callback(start)` when the served clock starts (now, if it already has)."""
+        """Call `callback(start)` when the served clock starts (now, if it already has), and
+        `callback(inf)` when it is stopped again."""
         self.on_served = callback
         if self.served_at is not None:
             callback(self.served_at)
@@ -146,8 +180,9 @@ class Slot:
 class EndpointGate:
     """Admits calls to one teacher endpoint up to its adaptive limit, first come first served."""
 
-    def __init__(self, ceiling: int) -> None:
+    def __init__(self, ceiling: int, *, same_time_s: float = SAME_TIME_S) -> None:
         self.limit = AdaptiveLimit(ceiling)
+        self.same_time_s = same_time_s
         self._in_flight: dict[int, Slot] = {}
         self._waiters: deque[anyio.Event] = deque()
         self._reserved = 0
@@ -190,6 +225,7 @@ class EndpointGate:
                 span_s=now - slot.last_reply_at,
                 in_flight=slot.in_flight,
                 epoch=slot.epoch,
+                alone=slot.alone,
             )
         elif outcome is Outcome.DROP:
             self.limit.on_drop(epoch=slot.epoch)
@@ -204,6 +240,8 @@ class EndpointGate:
         now = anyio.current_time()
         last = now if self._last_reply_at is None else self._last_reply_at
         slot = Slot(seq, self.limit.epoch, len(self._in_flight) + 1, now, self._delivered, last)
+        for other in self._in_flight.values():
+            other.alone = slot.alone = False
         self._in_flight[seq] = slot
         self._start_clocks()
         return slot
@@ -216,16 +254,19 @@ class EndpointGate:
     def _start_clocks(self) -> None:
         """Start the served clock of every call with fewer of ours ahead of it than the endpoint
         serves at once (1 until shown more: a call queued behind our own requests at a serial
-        server is not being served yet). Slots are in admission order."""
+        server is not being served yet). A clock started under `same_time_s` ago stops again when
+        calls admitted since put too many ahead of it: the first call of a burst, alone when it
+        was admitted, may reach a serial server after the others. Slots are in admission order."""
         serving = min(self.limit.parallelism, self.limit.slots)
         slots = list(self._in_flight.values())
         admitted = [slot.admitted_at for slot in slots]
         now = anyio.current_time()
         for slot in slots:
-            ahead = bisect.bisect_right(admitted, slot.admitted_at + SAME_TIME_S) - 1
-            if ahead >= serving:
-                return
-            slot.start_clock(now)
+            ahead = bisect.bisect_right(admitted, slot.admitted_at + self.same_time_s) - 1
+            if ahead < serving:
+                slot.start_clock(now)
+            elif slot.served_at is not None and now - slot.served_at < self.same_time_s:
+                slot.stop_clock()
 
 
 @dataclass
