@@ -9,7 +9,9 @@ machine; the ring connects over 127.0.0.1 on one port per rank.
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,15 +20,16 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from tests.mcp_helpers import wait_job
+from tests.mcp_helpers import call, wait_job
 from tests.sshd import Sshd, run_sshd
 from tests.test_distributed import rank_pids, wait_dead
-from tests.test_training_jobs import make_dataset, metrics, start_training, student
+from tests.test_training_jobs import make_dataset, metrics, past, start_training, student
 
 pytestmark = pytest.mark.anyio
 __all__ = ["student"]  # the fixture, shared with test_training_jobs
 
 STAGED = re.compile(r"staged (\d+) files? \(([\d.]+) MiB\) to stagehost")
+ALREADY_THERE = "staged 0 files (0.0 MiB) to stagehost: all already there"
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +48,14 @@ def remote_dir(sshd: Sshd, home: Path, tmp_path: Path, monkeypatch: pytest.Monke
 def logins(sshd: Sshd) -> int:
     """How many ssh logins the server has accepted so far."""
     return (sshd.config_file.parent / "sshd.log").read_text(errors="replace").count("Accepted publickey")
+
+
+def two_host_file(folder: Path, sshd: Sshd) -> Path:
+    """An mlx.launch hostfile: rank 0 here, rank 1 on the sshd's alias, both on 127.0.0.1 for the ring."""
+    hostfile = folder / "hosts.json"
+    here, there = {"ssh": "127.0.0.1", "ips": ["127.0.0.1"]}, {"ssh": sshd.alias, "ips": ["127.0.0.1"]}
+    hostfile.write_text(json.dumps({"hosts": [here, there]}))
+    return hostfile
 
 
 def staged_events(events: list[dict[str, Any]]) -> list[tuple[int, str]]:
@@ -107,7 +118,41 @@ async def test_a_rank_on_another_host_trains_like_one_process(
     again = await start_training(client, student, iters=20, name="again", hosts=str(hostfile))
     second, second_events = await wait_job(client, again["id"], timeout=600)
     assert second["status"] == "succeeded", second
-    assert [message for _, message in staged_events(second_events)] == [
-        "staged 0 files (0.0 MiB) to stagehost: all already there"
-    ]
+    assert [message for _, message in staged_events(second_events)] == [ALREADY_THERE]
     assert [p.parent.name for p in remote_dir.glob("*/data")] == [data.parent.name]
+
+
+async def test_a_host_only_the_operators_ssh_config_knows_fails_without_it(
+    sshd: Sshd, client: Client, student: Path, tmp_path: Path
+) -> None:
+    hostfile = two_host_file(tmp_path, sshd)
+    await make_dataset(client)
+    job = await start_training(client, student, iters=20, name="unreached", hosts=str(hostfile))
+    failed, _ = await wait_job(client, job["id"])
+    assert failed["status"] == "failed", failed
+    assert f"cannot reach {sshd.alias} over ssh" in failed["error"], failed["error"]
+    assert "NANODISTILL_SSH_CONFIG" in failed["error"], failed["error"]
+
+
+@pytest.mark.slow
+async def test_a_killed_remote_rank_fails_the_job_by_name_and_resume_finishes(
+    remote_dir: Path, client: Client, home: Path, student: Path, sshd: Sshd, tmp_path: Path
+) -> None:
+    await make_dataset(client)
+    hostfile = str(two_host_file(tmp_path, sshd))
+    job = await start_training(client, student, iters=40, save_every=5, name="cut", hosts=hostfile)
+    _, events = await wait_job(client, job["id"], timeout=600, until=past(10))
+    pids = rank_pids(events)
+    os.kill(pids[1], signal.SIGKILL)
+
+    failed, _ = await wait_job(client, job["id"], timeout=120)
+    assert failed["status"] == "failed", failed
+    assert f"rank 1 on {sshd.alias} exited with code 255 (its ssh ended" in failed["error"], failed["error"]
+    assert "resume_job" in failed["error"]
+    assert wait_dead(list(pids.values())) == [], pids
+
+    await call(client, "resume_job", job_id=job["id"])
+    done, more = await wait_job(client, job["id"], timeout=600, after=failed["events_cursor"])
+    assert done["status"] == "succeeded", done
+    assert done["result"]["iterations_done"] == 40 and done["attempts"] == 2
+    assert [message for _, message in staged_events(more)] == [ALREADY_THERE]

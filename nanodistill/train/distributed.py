@@ -169,7 +169,16 @@ def input_paths(
 
     base, data = local_path(base_model), local_path(data_dir)
     shared = Path(shared_folder) if shared_folder else None
-    staging = stage_inputs(hosts, [base, data], shared, ssh_options(settings), settings.remote_dir)
+    try:
+        staging = stage_inputs(hosts, [base, data], shared, ssh_options(settings), settings.remote_dir)
+    except NanodistillError as exc:
+        if "over ssh" not in str(exc):
+            raise
+        config = settings.ssh_config or "~/.ssh/config"
+        raise NanodistillError(
+            f"{exc} (The server's ssh reads {config}; the operator names another config or key with "
+            "NANODISTILL_SSH_CONFIG or NANODISTILL_SSH_IDENTITY, which the training ranks' ssh uses too.)"
+        ) from None
     staged = staging.paths
     base_paths = {host: staged.get(host, {}).get(base, str(base)) for host in hosts}
     data_paths = {host: staged.get(host, {}).get(data, str(data)) for host in hosts}
@@ -298,20 +307,28 @@ class Launch:
     def _failure(self) -> str:
         log = (self.dir / LAUNCH_LOG).read_text(errors="replace") if (self.dir / LAUNCH_LOG).is_file() else ""
         ends = [(int(rank), int(code) if code else None) for rank, code in _RANK_END.findall(log)]
+        # The cause first: a remote rank's ssh that ended (255), a rank killed by anything but the SIGTERM
+        # mlx.launch sends the others once one has ended, then any signal, then any failure.
+        remote = [end for end in ends if end[1] == SSH_FAILED and self._host(end[0]) != LOCAL_HOST]
         signalled = [end for end in ends if end[1] is not None and end[1] < 0]
+        killed = [end for end in signalled if end[1] != -signal.SIGTERM]
         failed = [end for end in ends if end[1] != 0]
         hint = "; resume_job continues from the last checkpoint. The ranks' output is in " + str(self.dir / LAUNCH_LOG)
-        if signalled or failed:
-            rank, code = (signalled or failed)[0]
-            host = self.hosts[rank] if rank < len(self.hosts) else "?"
+        if failed:
+            rank, code = (remote or killed or signalled or failed)[0]
+            host = self._host(rank)
             how = "was terminated" if code is None else _exit_text(code)
             if code == SSH_FAILED and host != LOCAL_HOST:
                 how += (
-                    f" (ssh could not reach it: check that `ssh {host} true` works from this machine without a "
-                    "prompt, or set NANODISTILL_SSH_CONFIG / NANODISTILL_SSH_IDENTITY for the server)"
+                    f" (its ssh ended: it could not connect or log in, or the rank was killed there; check that "
+                    f"`ssh {host} true` works from this machine without a prompt, or set NANODISTILL_SSH_CONFIG / "
+                    "NANODISTILL_SSH_IDENTITY for the server)"
                 )
             return f"training rank {rank} on {host} {how}{hint}"
         return f"mlx.launch {_exit_text(self.proc.returncode or 0)} before the ranks finished{hint}"
+
+    def _host(self, rank: int) -> str:
+        return self.hosts[rank] if rank < len(self.hosts) else "?"
 
 
 def _rank_env(local_ranks: int) -> dict[str, str]:
