@@ -4,6 +4,11 @@ Every rank trains its share of each batch; none opens the store. Rank 0 appends 
 launcher's `reports.jsonl`, writes which process each rank is (`ranks.json`), and ends with
 `result.json` (or `error.json`, for a readable failure). It stops, with all ranks, when the launcher
 asks (a `stop` file) or is gone (its process ended, e.g. killed), so no rank outlives its job.
+
+A rank on another host (started over ssh by mlx.launch, with none of this machine's environment) reads
+only its host's entries of the SPEC: the base model and data where staging put them. The launcher's
+folder and pid mean something only on rank 0's machine, and only rank 0 is asked whether to stop; a
+remote rank ends with its ssh session when the launcher kills mlx.launch.
 """
 
 from __future__ import annotations
