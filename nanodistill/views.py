@@ -43,6 +43,7 @@ class JobView(BaseModel):
     progress: Progress
     metrics: dict[str, Any]
     cost_usd: float
+    max_cost_usd: float | None = Field(default=None, description="The job's teacher budget, when it was given one.")
     result: dict[str, Any] | None = None
     error: str | None = None
     note: str | None = None
@@ -62,6 +63,14 @@ class JobList(BaseModel):
     next_cursor: str | None = None
 
 
+def job_budget(params: dict[str, Any]) -> float | None:
+    """The teacher budget a job was started with: its own max_cost_usd, or its amplify options' (improve)."""
+    for found in (params, params.get("amplify")):
+        if isinstance(found, dict) and isinstance(found.get("max_cost_usd"), int | float):
+            return float(found["max_cost_usd"])
+    return None
+
+
 async def job_view(store: Store, job: jobs_db.Job, events_after: int | None) -> JobView:
     after = events_after if events_after is not None else 0
     events = await jobs_db.events_after(store, job.id, after)
@@ -78,6 +87,7 @@ async def job_view(store: Store, job: jobs_db.Job, events_after: int | None) -> 
         progress=Progress(done=job.progress_done, total=total, fraction=fraction),
         metrics=job.metrics,
         cost_usd=round(job.cost_usd, 6),
+        max_cost_usd=job_budget(job.params),
         result=job.result,
         error=job.error,
         note=job.note,

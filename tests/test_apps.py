@@ -216,6 +216,9 @@ async def test_job_view_shows_amplify_progress_moving_and_its_cancel_button_canc
         api_base=server.url,
         target_size=400,
         concurrency=2,
+        max_cost_usd=50,
+        input_cost_per_token=1e-6,
+        output_cost_per_token=1e-6,
     )
     job_id = await frame.evaluate("() => jobId")
     progress = "() => document.getElementById('progress').dataset.done"
@@ -226,6 +229,7 @@ async def test_job_view_shows_amplify_progress_moving_and_its_cancel_button_canc
     assert await frame.evaluate("() => document.documentElement.dataset.theme") == "dark"
     assert await frame.evaluate("() => getComputedStyle(document.body).backgroundColor") == "rgb(27, 28, 32)"
     assert "/ 400" in (await frame.locator("#progress").text_content() or "")
+    assert " of $50.00" in (await frame.locator("#counts").text_content() or "")  # cost against the budget
     await host.shot("job-amplify-running")
 
     await frame.locator("#cancel").click()
