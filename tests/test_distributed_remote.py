@@ -23,7 +23,7 @@ from mcp import Client
 from tests.mcp_helpers import call, wait_job
 from tests.sshd import Sshd, run_sshd
 from tests.test_distributed import rank_pids, wait_dead
-from tests.test_training_jobs import make_dataset, metrics, past, start_training, student
+from tests.test_training_jobs import db_rows, make_dataset, metrics, past, start_training, student
 
 pytestmark = pytest.mark.anyio
 __all__ = ["student"]  # the fixture, shared with test_training_jobs
@@ -156,3 +156,21 @@ async def test_a_killed_remote_rank_fails_the_job_by_name_and_resume_finishes(
     assert done["status"] == "succeeded", done
     assert done["result"]["iterations_done"] == 40 and done["attempts"] == 2
     assert [message for _, message in staged_events(more)] == [ALREADY_THERE]
+
+
+@pytest.mark.slow
+async def test_a_killed_launcher_leaves_no_remote_rank(
+    remote_dir: Path, client: Client, home: Path, student: Path, sshd: Sshd, tmp_path: Path
+) -> None:
+    """Rank 0 sees the launcher gone and every rank stops at the same step, the remote one too."""
+    await make_dataset(client)
+    hostfile = str(two_host_file(tmp_path, sshd))
+    job = await start_training(client, student, iters=300, name="orphaned", hosts=hostfile)
+    _, events = await wait_job(client, job["id"], timeout=600, until=past(10))
+    pids = rank_pids(events)
+    [(launcher,)] = db_rows(home, "SELECT pid FROM jobs WHERE id = ?", (job["id"],))
+    os.kill(launcher, signal.SIGKILL)
+
+    interrupted, _ = await wait_job(client, job["id"], timeout=120)
+    assert interrupted["status"] == "interrupted", interrupted
+    assert wait_dead(list(pids.values())) == [], pids
