@@ -230,6 +230,7 @@ async def test_job_view_shows_amplify_progress_moving_and_its_cancel_button_canc
     assert await frame.evaluate("() => getComputedStyle(document.body).backgroundColor") == "rgb(27, 28, 32)"
     assert "/ 400" in (await frame.locator("#progress").text_content() or "")
     assert " of $50.00" in (await frame.locator("#counts").text_content() or "")  # cost against the budget
+    await holds(frame, "document.getElementById('counts').textContent.includes('rejected')", 120)  # live tally
     await host.shot("job-amplify-running")
 
     await frame.locator("#cancel").click()

@@ -180,6 +180,11 @@ async def test_amplify_job_reaches_target_with_traced_seeds_and_new_examples(
     assert result["accepted_train"] + result["accepted_test"] == 50
     assert result["teacher"]["calls"] >= 60 and result["teacher"]["calls"] <= server.calls
     assert view["metrics"]["teacher"]["calls"] == result["teacher"]["calls"]
+    tally = view["metrics"]["examples"]  # kept up to date while the job ran: the last accept's counts
+    assert {k: tally[k] for k in ("accepted_train", "accepted_test")} == {
+        k: result[k] for k in ("accepted_train", "accepted_test")
+    }
+    assert set(tally) >= {"duplicates_dropped", "disagreements_dropped", "malformed_replies", "rejected"}
 
     out = rows(home, OUTPUT)
     seeds = [r for r in out if r["source"] == "seed" and r["split"] != "holdout"]

@@ -179,8 +179,11 @@ async def run_amplify_job(ctx: JobContext) -> dict[str, Any]:
     async def on_event(level: str, message: str, data: dict[str, Any]) -> None:
         await ctx.event(level, message, data)
 
+    async def on_tally(tally: dict[str, Any]) -> None:
+        await ctx.metrics({"examples": tally})
+
     config = amplify_config(p)
-    hooks = AmplifyHooks(on_seed_trace, on_policy, on_accept, on_progress, on_event, ctx.should_stop)
+    hooks = AmplifyHooks(on_seed_trace, on_policy, on_accept, on_progress, on_event, ctx.should_stop, on_tally)
     await ctx.stage("amplifying", f"amplifying {len(seeds)} seeds to {config.target_size} examples with {p.teacher}")
     result = await amplify(
         seeds, instruction=source.instruction, teacher=teacher, config=config, state=state, hooks=hooks

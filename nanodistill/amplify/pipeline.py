@@ -465,6 +465,7 @@ class _Amplification:
             await self.hooks.on_accept(example)
         done = len(self.seeds) + self.prior + self.accepted_total
         await self.hooks.on_progress(done, self.config.target_size, "amplifying")
+        await self.hooks.on_tally(self._tally())
 
     # -- result ---------------------------------------------------------------------------------
 
@@ -477,17 +478,23 @@ class _Amplification:
         counting them stopped resumed jobs as if the teacher kept repeating itself."""
         return self.generation_calls - self.replayed_calls
 
+    def _tally(self) -> dict[str, Any]:
+        """Examples accepted and dropped (and why) so far, under the result's names."""
+        return {
+            "accepted_train": self.accepted["train"],
+            "accepted_test": self.accepted["test"],
+            "duplicates_dropped": self.duplicates,
+            "disagreements_dropped": self.disagreements,
+            "malformed_replies": self.malformed,
+            "rejected": dict(self.rejected),
+        }
+
     def _result(self) -> AmplifyResult:
         return AmplifyResult(
-            accepted_train=self.accepted["train"],
-            accepted_test=self.accepted["test"],
+            **self._tally(),
             total_examples=len(self.seeds) + self.prior + self.accepted_total,
             seeds_traced=len(self.agreements),
             agreement_rate=self._agreement_rate(),
-            duplicates_dropped=self.duplicates,
-            disagreements_dropped=self.disagreements,
-            malformed_replies=self.malformed,
-            rejected=dict(self.rejected),
             generation_calls=self.generation_calls,
             rounds=math.ceil(self._answered_calls() / self.per_round),
             stopped_reason=self.stopped or "target",

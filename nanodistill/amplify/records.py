@@ -99,6 +99,10 @@ async def _ignore_event(level: str, message: str, data: dict[str, Any]) -> None:
     return None
 
 
+async def _ignore_tally(tally: dict[str, Any]) -> None:
+    return None
+
+
 def _never_stop() -> bool:
     return False
 
@@ -115,3 +119,4 @@ class AmplifyHooks:
     on_progress: Callable[[int, int, str], Awaitable[None]] = _ignore_progress
     on_event: Callable[[str, str, dict[str, Any]], Awaitable[None]] = _ignore_event
     should_stop: Callable[[], bool] = _never_stop
+    on_tally: Callable[[dict[str, Any]], Awaitable[None]] = _ignore_tally  # accepted and dropped so far
