@@ -14,7 +14,7 @@ import anyio
 import pytest
 from mcp import Client
 
-from nanodistill.teacher.adaptive import AdaptiveLimit, EndpointGate, Outcome, TailTracker, endpoint_gate
+from nanodistill.teacher.adaptive import AdaptiveLimit, EndpointGate, Outcome, Slot, TailTracker, endpoint_gate
 from nanodistill.teacher.client import TeacherClient
 from nanodistill.testing import toy_sentiment
 from nanodistill.testing.teacher_server import TeacherServer, start_teacher_server
@@ -203,6 +203,31 @@ async def test_the_gate_admits_in_order_up_to_the_limit() -> None:
         assert gate.in_flight == 1 and not order
         gate.release(first, Outcome.IGNORE)
     assert order == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.anyio
+async def test_a_remeasure_drains_our_calls_then_sends_one_alone() -> None:
+    gate = EndpointGate(8)
+    out = [await gate.acquire() for _ in range(3)]
+    gate.limit.remeasure = True  # as after the first burst showed a queue
+    admitted: list[Slot] = []
+
+    async def caller() -> None:
+        admitted.append(await gate.acquire())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(caller)
+        tg.start_soon(caller)
+        for slot in out:
+            await anyio.wait_all_tasks_blocked()
+            assert not admitted
+            gate.release(slot, Outcome.IGNORE)
+        await anyio.wait_all_tasks_blocked()
+        assert len(admitted) == 1 and admitted[0].alone and gate.in_flight == 1
+        gate.release(admitted[0], Outcome.SUCCESS)  # timed alone: the baseline
+    assert not gate.limit.remeasure and gate.limit.measured_alone and gate.limit.slots == 8
+    assert len(admitted) == 2 and gate.in_flight == 1
+    gate.release(admitted[1], Outcome.IGNORE)
 
 
 @pytest.mark.anyio

@@ -13,9 +13,10 @@ no I/O), in the manner of TCP Vegas/BBR and Netflix's concurrency-limits:
   first cost a whole round trip before the rest could start) and the fastest reply is the baseline
   for now. Every reply of that first burst also waited for the client's own first-request setup and
   for sending the others, so if the burst shows a queue (the latency rise below), the limit comes
-  down and the next call goes alone once ours have drained: its latency is the baseline from then on,
-  and the samples measured against the old one are dropped (a serial server keeps busy with our queue
-  meanwhile; a parallel one rarely shows a queue, and then pays one lone round trip);
+  down and, unless a call was already timed alone, the next call goes alone once ours have drained:
+  its latency is the baseline from then on, and the samples measured against the old one are dropped
+  (a serial server keeps busy with our queue meanwhile; a parallel one rarely shows a queue, and then
+  pays one lone round trip);
 - additive increase on success while the limit is under `gain` x the parallelism seen (the most
   of recent samples) and the ceiling: +1 per reply until the first drop ("slow start"), then +1 per
   limit's worth of replies; only while demand fills at least half the limit;
