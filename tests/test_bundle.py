@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import site
 import subprocess
 import sys
 import sysconfig
@@ -101,7 +102,8 @@ async def test_packed_bundle_starts_its_own_code_over_stdio(unpacked: Path, clie
         (`-S` skips the editable install's hook; the dependencies come from site-packages), answers tools/list
         with the in-process server's tools, keeps its state in the data folder the user chose, and treats a key
     left empty as no key."""
-    libraries = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    # Every site folder (a venv with system site packages has two), without the .pth hooks -S skips.
+    libraries = {*site.getsitepackages(), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
     isolated = {"PYTHONPATH": ":".join(sorted(libraries))}
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
