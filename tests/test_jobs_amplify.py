@@ -278,6 +278,8 @@ async def test_amplify_job_fails_clearly_when_no_reply_can_be_read(
     assert events[-1]["level"] == "error" and "replies could not be read" in events[-1]["message"]
     assert synthetic_count(home) == 0
     assert "cannot be resumed" not in await call_error(client, "cancel_job", job_id=view["id"])
+    spent = view["metrics"]["teacher"]  # what the failed job asked of the teacher is still told
+    assert spent["calls"] == server.calls > 0 and spent["timeouts"] == 0
 
 
 # -- cancel, kill -9, resume ---------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from nanodistill.amplify.plan import AmplifyParams, seeds_of
 from nanodistill.amplify.quote import Quote, quote
 from nanodistill.amplify.records import Accepted, AmplifyConfig, AmplifyHooks, AmplifyState
 from nanodistill.data.rows import Row
+from nanodistill.errors import NanodistillError
 from nanodistill.jobs.context import JobContext
 from nanodistill.store import datasets as ds
 from nanodistill.store.db import Store
@@ -185,9 +186,14 @@ async def run_amplify_job(ctx: JobContext) -> dict[str, Any]:
     config = amplify_config(p)
     hooks = AmplifyHooks(on_seed_trace, on_policy, on_accept, on_progress, on_event, ctx.should_stop, on_tally)
     await ctx.stage("amplifying", f"amplifying {len(seeds)} seeds to {config.target_size} examples with {p.teacher}")
-    result = await amplify(
-        seeds, instruction=source.instruction, teacher=teacher, config=config, state=state, hooks=hooks
-    )
+    try:
+        result = await amplify(
+            seeds, instruction=source.instruction, teacher=teacher, config=config, state=state, hooks=hooks
+        )
+    except NanodistillError:  # a failed job still says what it asked of the teacher (calls, timeouts, cost)
+        await ctx.metrics({"teacher": teacher.totals.as_dict()})
+        await ctx.set_cost(teacher.totals.cost_usd)
+        raise
     await ctx.set_cost(teacher.totals.cost_usd)
     summary = {"output_dataset": output.name, **result.model_dump()}
     if isinstance(teacher, BatchTeacherClient):
