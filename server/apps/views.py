@@ -39,8 +39,15 @@ APP_ONLY = ("get_report_card",)
 """Tools only the views call (visibility ["app"]); hidden from clients without Apps."""
 
 
+BRIDGE_MARK = "/* @bridge: server/apps/bridge.js is inlined here when the view is served */"
+
+
 def view_html(uri: str) -> str:
-    return files("server.apps").joinpath(VIEW_FILES[uri]).read_text(encoding="utf-8")
+    """The view as served: its file with the shared bridge (`bridge.js`) inlined, one self-contained page."""
+    folder = files("server.apps")
+    page = folder.joinpath(VIEW_FILES[uri]).read_text(encoding="utf-8")
+    assert page.count(BRIDGE_MARK) == 1, f"{VIEW_FILES[uri]} must hold the bridge mark once"
+    return page.replace(BRIDGE_MARK, folder.joinpath("bridge.js").read_text(encoding="utf-8"))
 
 
 def bound_tools() -> dict[str, str]:
