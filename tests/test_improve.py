@@ -58,10 +58,8 @@ async def add_model(home: Path, name: str, kind: models_db.ModelKind, student: P
         await store.close()
 
 
-@pytest.mark.slow
-async def test_a_round_targets_the_failures_leaks_nothing_and_keeps_the_better_model(
-    client: Client, home: Path, server: TeacherServer, student: Path
-) -> None:
+async def distill_toy(client: Client, student: Path) -> None:
+    """Model `toy`, distilled and carded: the starting point of an improvement round."""
     job = await call(
         client,
         "distill",
@@ -74,6 +72,13 @@ async def test_a_round_targets_the_failures_leaks_nothing_and_keeps_the_better_m
     )
     done, _ = await wait_job(client, job["id"])
     assert done["status"] == "succeeded", done
+
+
+@pytest.mark.slow
+async def test_a_round_targets_the_failures_leaks_nothing_and_keeps_the_better_model(
+    client: Client, home: Path, server: TeacherServer, student: Path
+) -> None:
+    await distill_toy(client, student)
 
     job = await call(client, "improve_student", model="toy", examples_per_round=16, max_rounds=1, **teacher_of(server))
     assert job["kind"] == "improve"
@@ -188,18 +193,7 @@ def test_the_teacher_hears_failure_patterns_never_held_out_rows() -> None:
 async def test_a_cancelled_round_resumes_without_asking_the_teacher_again(
     client: Client, home: Path, server: TeacherServer, student: Path
 ) -> None:
-    job = await call(
-        client,
-        "distill",
-        name="toy",
-        seeds=toy_examples(30, seed=1, balanced=True),
-        instruction=INSTRUCTION,
-        student=str(student),
-        training_data=toy_examples(40, seed=5, balanced=True),
-        training=TRAINING,
-    )
-    done, _ = await wait_job(client, job["id"])
-    assert done["status"] == "succeeded", done
+    await distill_toy(client, student)
 
     job = await call(
         client,
