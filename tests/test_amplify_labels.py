@@ -3,6 +3,7 @@ set is opened, and which seed outputs make a closed set at all."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 from mcp import Client
 
 from nanodistill.amplify.parse import closed_labels
-from nanodistill.amplify.pipeline import amplify
+from nanodistill.amplify.pipeline import YIELD_MIN_ANSWERS, amplify
 from nanodistill.amplify.records import Accepted, AmplifyConfig, AmplifyHooks, AmplifyState, Seed
 from nanodistill.teacher.client import TeacherClient
 from nanodistill.testing import toy_sentiment
@@ -35,6 +36,30 @@ def synthetic_outputs(home: Path, dataset: str) -> list[str]:
         return [row[0] for row in rows]
     finally:
         con.close()
+
+
+async def test_a_teacher_whose_answers_are_never_usable_ends_the_job_with_a_verdict(
+    client: Client, home: Path, server: TeacherServer
+) -> None:
+    """Readable replies that are all off-label: the job stops after YIELD_MIN_ANSWERS inputs, not after hours."""
+    await call(
+        client,
+        "create_dataset",
+        name="reviews",
+        examples=SEEDS,
+        instruction=toy_sentiment.INSTRUCTION,
+        holdout_fraction=0,
+    )
+    server.faults.update({"off_label": 100_000})
+    started = await call(
+        client, "amplify_dataset", dataset="reviews", teacher=server.model, api_base=server.url, target_size=400
+    )
+    view, _ = await wait_job(client, started["job"]["id"])
+    assert view["status"] == "failed", view
+    found = re.search(r"gave a usable answer for 0 of (\d+) inputs \(off_label (\d+)\)", view["error"])
+    assert found is not None and int(found[1]) >= YIELD_MIN_ANSWERS and found[1] == found[2], view["error"]
+    assert "pick a stronger teacher" in view["error"]
+    assert synthetic_outputs(home, "reviews-amplified") == []
 
 
 @pytest.mark.slow

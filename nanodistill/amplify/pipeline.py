@@ -43,6 +43,11 @@ REPLY_ATTEMPTS = 4
 ADHERENCE_WINDOW = 40
 ADHERENCE_MIN_REPLIES = 10
 ADHERENCE_FLOOR = 0.2
+# Nor can one whose answers, readable or not, were kept for under YIELD_FLOOR of the first YIELD_MIN_ANSWERS
+# inputs or more (unreadable, outside the seeds' labels, self-contradicting): a small local teacher can
+# follow the format often enough and still need hours for a handful of examples.
+YIELD_MIN_ANSWERS = 40
+YIELD_FLOOR = 0.05
 PROMPT_EXAMPLES = 3
 STOP_POLL_S = 0.2
 
@@ -410,6 +415,7 @@ class _Amplification:
                 samples.append(parsed)
         self.answered += 1
         samples = await self._on_label(samples)
+        self._check_yield(kept=bool(samples))
         if not samples:
             return
         votes = Counter(normalize(s.answer) for s in samples)
@@ -421,6 +427,18 @@ class _Amplification:
         if self.labels is not None:  # stored as the seeds spell it, so 'Positive.' and 'positive' are one label
             chosen = AnswerReply(reasoning=chosen.reasoning, answer=self.labels[top])
         await self._accept(candidate, chosen, keys, f"{count}/{k}")
+
+    def _check_yield(self, kept: bool) -> None:
+        """End the job with a verdict once the teacher's answers are almost never usable."""
+        if kept or self.answered < YIELD_MIN_ANSWERS or self.accepted_total >= YIELD_FLOOR * self.answered:
+            return
+        where = f" at {self.teacher.api_base}" if self.teacher.api_base else ""
+        lost = {"unreadable replies": self.malformed, **self.rejected, "teacher disagreed with itself": self.disagreements}
+        why = ", ".join(f"{reason} {n}" for reason, n in lost.items() if n)
+        raise NanodistillError(
+            f"teacher {self.teacher.model}{where} gave a usable answer for {self.accepted_total} of {self.answered} "
+            f"inputs ({why}): pick a stronger teacher, one that follows instructions"
+        )
 
     async def _on_label(self, samples: list[AnswerReply]) -> list[AnswerReply]:
         """The answers inside the seeds' closed label set (all of them when there is none); the others
