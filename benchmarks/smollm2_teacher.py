@@ -9,7 +9,8 @@ Through MCP tools in a temporary NANODISTILL_HOME:
 3. `create_dataset` of 10 keyword-sentiment seeds, then `amplify_dataset` with every default but
    `target_size` and `max_tokens` (a small teacher rambles: cap its replies).
 
-Goals: the job ends on its own (succeeded, or stopped with the format verdict a teacher this small earns)
+Goals: the job ends on its own (succeeded, or stopped with the verdict a teacher this small earns: its
+replies unreadable, or its answers almost never usable)
 within `--max-minutes`, with no call timed out. Printed: the calls, their mean time against the lone
 call's, the limit the client settled on and the parallelism it found. Ends with one JSON line; exits 0
 either way.
@@ -133,12 +134,12 @@ def main() -> int:
     found = result.get("teacher_concurrency") or {}
     calls = int(totals.get("calls") or 0)
     error = view["error"] or ""
-    format_verdict = "followed the reply format in" in error
-    ended = view["status"] == "succeeded" or (view["status"] == "failed" and format_verdict)
+    verdict = "followed the reply format in" in error or "gave a usable answer for" in error
+    ended = view["status"] == "succeeded" or (view["status"] == "failed" and verdict)
     figures = {
         "status": view["status"],
         "stopped_reason": result.get("stopped_reason"),
-        "format_verdict": format_verdict,
+        "teacher_verdict": verdict,
         "error": error[:300] or None,
         "total_examples": result.get("total_examples"),
         "accepted": (result.get("accepted_train") or 0) + (result.get("accepted_test") or 0) if result else None,
