@@ -279,7 +279,8 @@ async def test_amplify_job_fails_clearly_when_no_reply_can_be_read(
     assert synthetic_count(home) == 0
     assert "cannot be resumed" not in await call_error(client, "cancel_job", job_id=view["id"])
     spent = view["metrics"]["teacher"]  # what the failed job asked of the teacher is still told
-    assert spent["calls"] == server.calls > 0 and spent["timeouts"] == 0
+    # (the stand-in may also have seen a call that was in flight when the job stopped)
+    assert 0 < spent["calls"] <= server.calls and spent["timeouts"] == 0
 
 
 # -- cancel, kill -9, resume ---------------------------------------------------------------------------
