@@ -24,7 +24,7 @@ import sqlite3
 import time
 from typing import Any
 
-from smollm2_runs import finished, log, temporary_home, training
+from shared.smollm2_runs import finished, log, temporary_home, training
 
 NAME = "free_text"
 AGREEMENT_MIN = 0.9

@@ -26,7 +26,7 @@ import sqlite3
 import time
 from typing import Any
 
-from smollm2_runs import finished, log, temporary_home, training
+from shared.smollm2_runs import finished, log, temporary_home, training
 
 NAME = "improve_round"
 GOALS = {"paired_low_above": 0.0, "leaked_into_training": 0}

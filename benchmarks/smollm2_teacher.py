@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from smollm2_runs import log, temporary_home
+from shared.smollm2_runs import log, temporary_home
 
 NAME = "smollm2_teacher"
 GOALS = {"ends_on_its_own": True, "timeouts_max": 0}
